@@ -1,0 +1,1 @@
+"""Tools for testing crmbridge and its plugins: the sandbox, fixtures, the conformance suite."""

@@ -1,0 +1,1 @@
+"""crmbridge connector and sandbox for HubSpot."""

@@ -1,0 +1,1 @@
+"""The crmbridge HubSpot plugin: registers the connector and the sandbox emulator."""

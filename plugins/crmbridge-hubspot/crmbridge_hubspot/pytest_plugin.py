@@ -1,0 +1,1 @@
+"""pytest fixtures for the HubSpot sandbox (entry point ``pytest11``)."""

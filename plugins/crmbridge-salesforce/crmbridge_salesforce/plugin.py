@@ -1,0 +1,1 @@
+"""The crmbridge Salesforce plugin: registers the connector and the sandbox emulator."""

@@ -1,0 +1,1 @@
+"""pytest fixtures for the Salesforce sandbox (entry point ``pytest11``)."""
