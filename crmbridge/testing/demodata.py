@@ -151,7 +151,9 @@ def generate(count: int, seed: int = 42, *, start: datetime = EPOCH) -> Iterator
         if recent and rng.random() < 0.03:
             lead = _duplicate(rng, key, rng.choice(recent))
         else:
-            lead = _lead(rng, pools, key, start, span, stages, stage_weights, sources, source_weights)
+            lead = _lead(
+                rng, pools, key, start, span, stages, stage_weights, sources, source_weights
+            )
         if len(recent) < 64:
             recent.append(lead)
         else:

@@ -108,7 +108,11 @@ def test_call_log_counts_records_and_endpoints(echo: SandboxServer) -> None:
 
 def test_status_fault_on_exact_call_with_retry_after(echo: SandboxServer) -> None:
     echo.control.set_faults(
-        [FaultRule(kind=FaultKind.STATUS, status=429, retry_after=2, on_calls=(2,), path="^/items$")]
+        [
+            FaultRule(
+                kind=FaultKind.STATUS, status=429, retry_after=2, on_calls=(2,), path="^/items$"
+            )
+        ]
     )
     assert _get(echo.url, "/items")[0] == 200
     status, body, headers = _get(echo.url, "/items")
@@ -156,7 +160,9 @@ def test_probability_fault_with_seed_fires_some_not_all(echo: SandboxServer) -> 
 
 def test_control_actions_and_errors(echo: SandboxServer) -> None:
     assert echo.control.control("add", item="z") == 1
-    with pytest.raises(Exception, match="no control action 'nope'; known: \\['add', 'advance_clock'\\]"):
+    with pytest.raises(
+        Exception, match="no control action 'nope'; known: \\['add', 'advance_clock'\\]"
+    ):
         echo.control.control("nope")
     before = echo.emulator.clock.now()
     echo.control.advance_clock(3600)

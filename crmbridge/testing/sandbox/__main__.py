@@ -30,9 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _serve(sandbox: SandboxApp, host: str, port: int) -> None:
     sock = _bind(host, port)
-    runner = web.AppRunner(
-        sandbox.app, access_log=None, handle_signals=False, shutdown_timeout=0.5
-    )
+    runner = web.AppRunner(sandbox.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     stop = asyncio.Event()

@@ -85,7 +85,8 @@ class CallLog:
         return sum(
             1
             for call in self.snapshot()
-            if call.endpoint.startswith(endpoint_prefix) and (status is None or call.status == status)
+            if call.endpoint.startswith(endpoint_prefix)
+            and (status is None or call.status == status)
         )
 
     def records_in(self, endpoint_prefix: str = "") -> int:

@@ -23,7 +23,6 @@ RECORDS_OUT = web.RequestKey("records_out", int)
 FAULT = web.RequestKey("sandbox_fault", Fault)
 
 
-
 class ControlError(Exception):
     """A control action was asked for with arguments it cannot use (answered with HTTP 400)."""
 
@@ -87,7 +86,9 @@ class Emulator(abc.ABC):
         method: Callable[..., Any] | None = getattr(self, f"control_{action}", None)
         if method is None or not action.replace("_", "").isalnum():
             known = sorted(n[len("control_") :] for n in dir(self) if n.startswith("control_"))
-            raise ControlError(f"{self.name} sandbox has no control action {action!r}; known: {known}")
+            raise ControlError(
+                f"{self.name} sandbox has no control action {action!r}; known: {known}"
+            )
         try:
             return method(**payload)
         except TypeError as exc:

@@ -36,8 +36,8 @@ class FaultRule:
     """One fault and the requests it applies to.
 
     ``probability`` is the chance that a matching request fires the rule; ``on_calls`` lists the
-    exact numbers (1-based, counted over the requests this rule matches) at which it fires. ``times``
-    caps how often it fires in all.
+    exact numbers (1-based, counted over the requests this rule matches) at which it fires.
+    ``times`` caps how often it fires in all.
     """
 
     kind: FaultKind

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 class RollingWindow:
     """At most ``limit`` events in any ``seconds``-long window (a sliding log).
 
-    ``acquire()`` returns ``None`` when the event is allowed (and counts it), otherwise the number of
-    seconds until the oldest event leaves the window, which is what a ``Retry-After`` would say.
+    ``acquire()`` returns ``None`` when the event is allowed (and counts it), otherwise the number
+    of seconds until the oldest event leaves the window, which is what a ``Retry-After`` would say.
     """
 
     def __init__(

@@ -27,7 +27,13 @@ from aiohttp import web
 
 from crmbridge.testing.sandbox.calllog import Call, CallLog
 from crmbridge.testing.sandbox.control import SandboxControl
-from crmbridge.testing.sandbox.emulator import FAULT, RECORDS_IN, RECORDS_OUT, ControlError, Emulator
+from crmbridge.testing.sandbox.emulator import (
+    FAULT,
+    RECORDS_IN,
+    RECORDS_OUT,
+    ControlError,
+    Emulator,
+)
 from crmbridge.testing.sandbox.faults import FaultKind, FaultPlan, FaultRule
 
 CONTROL_PREFIX = "/__sandbox__/"
@@ -117,7 +123,9 @@ class SandboxApp:
         fault = self.faults.pick(request.method, request.path)
         status = 0
         try:
-            delay = self.latency_ms + (self._jitter.uniform(0, self.jitter_ms) if self.jitter_ms else 0)
+            delay = self.latency_ms + (
+                self._jitter.uniform(0, self.jitter_ms) if self.jitter_ms else 0
+            )
             if fault is not None and fault.kind is FaultKind.DELAY:
                 delay += fault.rule.delay_ms
             if delay:
@@ -172,7 +180,11 @@ class SandboxApp:
 
     async def _health(self, _request: web.Request) -> web.Response:
         return web.json_response(
-            {"emulator": self.emulator.name, "ok": True, "now": self.emulator.clock.now().isoformat()}
+            {
+                "emulator": self.emulator.name,
+                "ok": True,
+                "now": self.emulator.clock.now().isoformat(),
+            }
         )
 
     async def _calls(self, request: web.Request) -> web.Response:
@@ -288,7 +300,7 @@ class SandboxServer:
             asyncio.set_event_loop(loop)
             try:
                 loop.run_until_complete(self._serve(sock))
-            except BaseException as exc:  # reported to the starting thread below
+            except BaseException as exc:  # noqa: BLE001 - handed to the starting thread
                 failure.append(exc)
                 sock.close()
                 loop.close()
@@ -298,7 +310,9 @@ class SandboxServer:
             loop.run_forever()
             loop.close()
 
-        self._thread = threading.Thread(target=run, name=f"sandbox-{self.emulator.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=run, name=f"sandbox-{self.emulator.name}", daemon=True
+        )
         self._thread.start()
         if not ready.wait(10):
             raise RuntimeError(f"the {self.emulator.name} sandbox did not start within 10 s")

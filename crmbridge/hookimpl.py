@@ -1,0 +1,7 @@
+"""The marker for hook implementations: ``from crmbridge import hookimpl``."""
+
+from __future__ import annotations
+
+import pluggy
+
+hookimpl = pluggy.HookimplMarker("crmbridge")
