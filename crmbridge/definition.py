@@ -356,9 +356,14 @@ class LeadDefinition:
                 )
         self.handoff = HandoffSpec(stage, float(hours or 24), by_source)
 
+    def _handoff_stage(self) -> Stage | None:
+        """The handoff stage, or ``None`` while it is not a funnel stage (already reported)."""
+        stage = self.stages.get(self.handoff.stage)
+        return stage if stage is not None and not stage.side else None
+
     def _build_thresholds(self, r: TomlReader, data: Mapping[str, Any]) -> None:
         self.thresholds: dict[str, Threshold] = {}
-        handoff = self.stages.get(self.handoff.stage)
+        handoff = self._handoff_stage()
         for stage, spec in r.table(data, "thresholds").items():
             key = f"thresholds.{stage}"
             if not r.check_stage(self, key, stage, funnel_only=True):
@@ -591,7 +596,7 @@ class LeadDefinition:
         for shared, native in m.fields.items():
             spec = self.fields[shared]
             picklist = m.picklist_for_field(native)
-            if spec.type == "choice" and picklist is not None:
+            if spec.type == "choice" and spec.choices and picklist is not None:
                 for v in picklist.values.values():
                     if v.value is not None and v.value not in spec.choices:
                         r.problem(
@@ -619,7 +624,7 @@ class LeadDefinition:
                         "every verdict",
                         f'map a value with outcome = "{kind}" or list it in `also`',
                     )
-        if m.role == "sales" and m.stage_field in m.picklists:
+        if m.role == "sales" and m.stage_field in m.picklists and self._handoff_stage():
             handoff = self.handoff.stage
             if not m.picklists[m.stage_field].can_write("stage", handoff):
                 r.problem(
@@ -759,7 +764,9 @@ class LeadDefinition:
         * to a side state (recycled, disqualified): allowed, except recycling by score;
         * backward in the funnel: only by hand (``Cause.MANUAL``), never silently;
         * out of recycled, by score: after ``requalify_after_days`` with new engagement, and
-          fewer than ``max_recycles`` recycles (the loop guard);
+          fewer than ``max_recycles`` recycles (the loop guard); the same holds when a lead that
+          was recycled before reaches the handoff stage again through nurture (recycled → lead,
+          later lead → mql), so the guard cannot be stepped around;
         * out of disqualified: only by hand or by sales' verdict.
         """
         history = history or RecycleHistory()
@@ -790,12 +797,18 @@ class LeadDefinition:
         if src.side:
             return self._out_of_recycle(current, target, cause, history, now, decide)
         if (dst.position or 0) > (src.position or 0):
+            if history.recycles and cause is not Cause.OUTCOME and self._crosses_handoff(src, dst):
+                return self._out_of_recycle(current, target, cause, history, now, decide)
             return decide(True, f"{current} → {target}: forward")
         return decide(
             False,
             f"{current} → {target} moves backwards; the definition allows that only through "
             f"sales' verdict (recycle) or by hand, not by {cause}",
         )
+
+    def _crosses_handoff(self, src: Stage, dst: Stage) -> bool:
+        handoff_pos = self.stages[self.handoff.stage].position or 0
+        return (src.position or 0) < handoff_pos <= (dst.position or 0)
 
     def _out_of_recycle(
         self,

@@ -15,6 +15,7 @@ import sys
 import threading
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, SecretStr
 
@@ -30,8 +31,11 @@ def register_secret(value: str | SecretStr | None) -> None:
     if raw and len(raw) >= 4:
         with _lock:
             _secrets.add(raw)
-            for part in re.split(r"[:@/]", raw):  # the password inside a database URL, too
-                if len(part) >= 8:
+            # The password inside a URL (a database URL), as written and decoded; not the host,
+            # the user or the database name, which are no secret and help reading a log.
+            password = urlsplit(raw).password if "://" in raw else None
+            for part in (password, unquote(password or "")):
+                if part and len(part) >= 4:
                     _secrets.add(part)
 
 

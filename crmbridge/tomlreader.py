@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -98,7 +99,9 @@ class TomlReader:
     def unknown_keys(self, data: Mapping[str, Any], parent: str, known: set[str]) -> None:
         for name in data:
             if name not in known:
-                close = [k for k in sorted(known) if k[:3] == str(name)[:3]]
+                close = difflib.get_close_matches(str(name), sorted(known), n=1) or [
+                    k for k in sorted(known) if k[:3] == str(name)[:3]
+                ]
                 hint = (
                     f"did you mean {close[0]!r}?"
                     if close

@@ -79,7 +79,7 @@ def check_value(spec: FieldSpec, value: Any) -> Problem | None:
     if kind in ("integer", "number"):
         wanted = int if kind == "integer" else (int, float)
         if isinstance(value, bool) or not isinstance(value, wanted):
-            return Problem(spec.name, "type", f"must be a {kind}, got {clip(repr(value))}")
+            return Problem(spec.name, "type", f"must be {_a(kind)}, got {clip(repr(value))}")
         if spec.min is not None and value < spec.min:
             return Problem(spec.name, "min", f"is {value}; at least {spec.min:g}")
         if spec.max is not None and value > spec.max:
@@ -127,5 +127,10 @@ def coerce(spec: FieldSpec, raw: Any) -> tuple[Any, Problem | None]:
                 return raw, None
             return datetime.fromisoformat(str(raw).replace("Z", "+00:00")), None
     except (ValueError, OverflowError):
-        return None, Problem(spec.name, "type", f"{clip(repr(raw))} cannot be read as a {kind}")
+        return None, Problem(spec.name, "type", f"{clip(repr(raw))} cannot be read as {_a(kind)}")
     return (raw if isinstance(raw, str) else str(raw)), None
+
+
+def _a(kind: str) -> str:
+    """``"an integer"``, ``"a number"``: the type name with its article, for messages."""
+    return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
