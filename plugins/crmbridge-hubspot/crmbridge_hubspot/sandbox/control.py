@@ -136,7 +136,7 @@ class ControlActions:
         return {
             "created": created,
             "duplicates_merged": merged,
-            "skipped_not_in_marketing": skipped,
+            "not_in_marketing": skipped,
         }
 
     def _demo_values(self, lead: DemoLead) -> dict[str, str]:
