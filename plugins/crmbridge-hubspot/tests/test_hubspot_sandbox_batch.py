@@ -19,6 +19,8 @@ from hubspot.crm.contacts import (
 
 from crmbridge.testing.sandbox import FaultKind, FaultRule
 
+pytestmark = pytest.mark.sandbox
+
 
 def batch(sandbox: HubSpotSandbox) -> Any:
     return sandbox.client.crm.contacts.batch_api

@@ -15,6 +15,8 @@ from hubspot.crm.contacts.exceptions import NotFoundException
 
 from crmbridge.testing.sandbox import SandboxControlError, SandboxProcess
 
+pytestmark = pytest.mark.sandbox
+
 
 def api_create(sandbox: HubSpotSandbox, **properties: str) -> Any:
     body = SimplePublicObjectInputForCreate(properties=properties)

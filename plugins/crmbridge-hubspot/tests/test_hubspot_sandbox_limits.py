@@ -16,6 +16,8 @@ from urllib3.util import Retry
 
 from crmbridge.testing.sandbox import FaultKind, FaultRule
 
+pytestmark = pytest.mark.sandbox
+
 EXAMPLES = json.loads(
     (Path(__file__).parent / "data" / "hubspot_public_error_examples.json").read_text()
 )["examples"]

@@ -15,6 +15,8 @@ from hubspot.crm.contacts import (
 )
 from hubspot.crm.contacts.exceptions import NotFoundException
 
+pytestmark = pytest.mark.sandbox
+
 
 def create(sandbox: HubSpotSandbox, **properties: str) -> Any:
     body = SimplePublicObjectInputForCreate(properties=properties)

@@ -12,6 +12,8 @@ from hubspot.crm.contacts import SimplePublicObjectInputForCreate
 from hubspot.crm.properties import ApiException, PropertyCreate, PropertyUpdate
 from hubspot.crm.properties.exceptions import NotFoundException
 
+pytestmark = pytest.mark.sandbox
+
 LIFECYCLE = [
     "subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity",
     "customer", "evangelist", "other",

@@ -20,6 +20,8 @@ from hubspot.crm.contacts import ApiException
 
 from crmbridge.testing.sandbox import SandboxServer
 
+pytestmark = pytest.mark.sandbox
+
 COUNT = 25_000
 
 

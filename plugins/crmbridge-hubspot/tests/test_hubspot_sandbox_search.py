@@ -14,6 +14,8 @@ from hubspot.crm.contacts import ApiException, PublicObjectSearchRequest
 
 from crmbridge.testing.sandbox import SandboxServer
 
+pytestmark = pytest.mark.sandbox
+
 PEOPLE = [
     ("2026-01-10T00:00:00Z", {"email": "ana@acme.example", "firstname": "Ana",
       "company": "Acme Corp", "lifecyclestage": "lead", "hs_analytics_num_page_views": "9",

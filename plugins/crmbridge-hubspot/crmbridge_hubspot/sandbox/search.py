@@ -171,12 +171,8 @@ class Group:
             if bounds is not None:
                 self.ranges[cond.prop] = _intersect(self.ranges.get(cond.prop), bounds)
 
-    def accepts(self, contact: Contact, view: Mapping[str, str], skip: str | None = None) -> bool:
-        return all(
-            c.accepts(contact, view)
-            for c in self.conditions
-            if not (skip and c.prop == skip and c.key_range() is not None)
-        )
+    def accepts(self, contact: Contact, view: Mapping[str, str]) -> bool:
+        return all(c.accepts(contact, view) for c in self.conditions)
 
     def email_eq(self) -> str | None:
         for cond in self.conditions:
@@ -204,11 +200,12 @@ class Query:
     descending: bool
 
     def accepts(self, contact: Contact, view: Mapping[str, str]) -> bool:
-        if self.text_tokens and not self._text_match(view):
+        if self.text_tokens and not self.text_match(view):
             return False
         return any(g.accepts(contact, view) for g in self.groups)
 
-    def _text_match(self, view: Mapping[str, str]) -> bool:
+    def text_match(self, view: Mapping[str, str]) -> bool:
+        """Whether every word of the free-text query starts a word of a searchable property."""
         words = [w for p in QUERY_PROPERTIES for w in _tokens(view.get(p) or "")]
         return all(any(w.startswith(t) for w in words) for t in self.text_tokens)
 
@@ -306,7 +303,7 @@ class Planner:
                 if contact is None or view is None or cid in matched:
                     continue
                 if group.accepts(contact, view) and (
-                    not query.text_tokens or query._text_match(view)
+                    not query.text_tokens or query.text_match(view)
                 ):
                     matched.add(cid)
         ordered = sorted(matched, key=lambda cid: self._sort_key(query, contacts[cid]))

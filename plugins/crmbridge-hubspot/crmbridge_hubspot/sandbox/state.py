@@ -26,8 +26,6 @@ CRM_UI = "CRM_UI"
 FORM = "FORM"
 ANALYTICS = "ANALYTICS"
 IMPORT = "IMPORT"
-AUTOMATION = "AUTOMATION"
-MERGE = "MERGE"
 
 SYSTEM_PROPERTIES = frozenset({"hs_object_id", "createdate", "lastmodifieddate"})
 HISTORY_DEPTH = 20
