@@ -52,16 +52,19 @@ class HubSpotSandbox:
 
     @property
     def url(self) -> str:
+        """The portal's base URL (the SDK's ``host``)."""
         return self.server.url
 
     @property
     def emulator(self) -> HubSpotEmulator:
+        """The emulator object itself, for reading its state in a test."""
         emulator = self.server.emulator
         assert isinstance(emulator, HubSpotEmulator)
         return emulator
 
     @property
     def control(self) -> SandboxControl:
+        """The sandbox control client: seed data, act as people, faults, clock."""
         return self.server.control
 
     def calls(self) -> CallLog:
@@ -87,6 +90,7 @@ SandboxFactory = Callable[..., HubSpotSandbox]
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``hubspot_sandbox`` marker (pytest runs with ``--strict-markers``)."""
     config.addinivalue_line(
         "markers", f"{MARKER}(**options): HubSpot emulator options for the hubspot_sandbox fixture"
     )

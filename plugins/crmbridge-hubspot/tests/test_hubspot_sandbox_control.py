@@ -116,6 +116,8 @@ def test_who_last_wrote_each_value(hubspot_sandbox: HubSpotSandbox) -> None:
     assert by["company"]["sourceType"] == "INTEGRATION"
     assert by["jobtitle"]["timestamp"] > by["company"]["timestamp"]
     assert edited["id"] == contact.id
+    assert "lastmodifieddate" not in by
+    assert edited["properties"]["lastmodifieddate"] == by["jobtitle"]["timestamp"]
 
 
 def test_a_person_may_move_the_stage_backwards_an_integration_may_not(

@@ -166,6 +166,7 @@ def test_archive_hides_the_contact_and_lists_it_as_archived(
     assert [c.id for c in archived] == [contact.id]
     assert archived[0].archived is True
     assert archived[0].archived_at is not None
+    assert api.get_by_id(contact.id, archived=True).archived is True
     assert create(hubspot_sandbox, email="gone@example.com").id != contact.id
 
 

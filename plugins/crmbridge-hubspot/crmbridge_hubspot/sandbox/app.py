@@ -64,6 +64,7 @@ class HubSpotEmulator(ControlActions, Emulator):
 
     def add_routes(self, app: web.Application) -> None:
         # Inside the harness's middleware, so an injected fault never reaches auth or the limits.
+        """Add every emulated API's routes and the auth and limits middleware."""
         app.middlewares.append(self._api_middleware)
         for api in self._apis:
             api.add_routes(app)
@@ -136,6 +137,7 @@ class HubSpotEmulator(ControlActions, Emulator):
         return HubSpotError(status, category, message, headers=headers).response()
 
     def expire_sessions(self) -> None:
+        """The EXPIRE_SESSION fault: every token answers 401 EXPIRED_AUTHENTICATION."""
         self.control_expire_tokens()
 
     def env(self, base_url: str) -> dict[str, str]:
@@ -146,12 +148,15 @@ class HubSpotEmulator(ControlActions, Emulator):
         }
 
     def control(self, action: str, payload: Mapping[str, Any]) -> Any:
+        """Run a control action; its changes are saved with the state."""
         result = super().control(action, payload)
         self.mark_dirty()
         return result
 
     def snapshot(self) -> dict[str, Any]:
+        """The portal's state as JSON-able data (for the state file)."""
         return {"version": 1, "portal": self.portal.to_state()}
 
     def restore(self, data: Mapping[str, Any]) -> None:
+        """Load a state written by :meth:`snapshot`."""
         self.portal.restore(data["portal"])

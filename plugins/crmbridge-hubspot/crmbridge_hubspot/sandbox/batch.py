@@ -51,11 +51,13 @@ class _Outcome:
         self.errors: list[dict[str, Any]] = []
 
     def fail(self, error: HubSpotError, step: _Step | None = None, **context: list[str]) -> None:
+        """Record one error entry, with the input's trace id in its context."""
         if step is not None and step.trace_id:
             context = {**context, "objectWriteTraceId": [step.trace_id]}
         self.errors.append(error.batch_error(context))
 
     def response(self, success_status: int) -> web.Response:
+        """``success_status`` when nothing failed, else 207 with ``errors``."""
         body: dict[str, Any] = {
             "status": "COMPLETE",
             "results": self.results,
@@ -75,6 +77,7 @@ class BatchApi:
         self.portal = portal
 
     def add_routes(self, app: web.Application) -> None:
+        """Add the batch routes."""
         app.router.add_post(BATCH + "/read", self.read)
         app.router.add_post(BATCH + "/create", self.create)
         app.router.add_post(BATCH + "/update", self.update)

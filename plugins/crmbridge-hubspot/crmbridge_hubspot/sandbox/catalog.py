@@ -150,12 +150,15 @@ class PropertyDef:
 
     @property
     def read_only_definition(self) -> bool:
+        """HubSpot-defined properties cannot be redefined or archived."""
         return self.hubspot_defined
 
     def option_values(self) -> list[str]:
+        """The values an enumeration accepts."""
         return [str(o["value"]) for o in self.options]
 
     def to_json(self) -> dict[str, Any]:
+        """The property as the properties API returns it."""
         data: dict[str, Any] = {
             "updatedAt": iso_ms(self.updated_at),
             "createdAt": iso_ms(self.created_at),
@@ -188,10 +191,12 @@ class PropertyDef:
         return data
 
     def to_state(self) -> dict[str, Any]:
+        """The definition as JSON-able data."""
         return dict(self.__dict__)
 
     @classmethod
     def from_state(cls, data: Mapping[str, Any]) -> PropertyDef:
+        """A definition written by :meth:`to_state`."""
         return cls(**data)
 
 
@@ -296,6 +301,7 @@ class Catalog:
     # -- definitions ---------------------------------------------------------------------------
 
     def get(self, name: str, *, archived: bool = False) -> PropertyDef | None:
+        """The live (or, with ``archived``, the archived) property named ``name``."""
         prop = self._props.get(name)
         if prop is None or (prop.archived_at is not None) != archived:
             return None
@@ -306,6 +312,7 @@ class Catalog:
         return name in self._props
 
     def all(self, *, archived: bool = False) -> list[PropertyDef]:
+        """Every live (or archived) property, in definition order."""
         return [p for p in self._props.values() if (p.archived_at is not None) == archived]
 
     def put(self, prop: PropertyDef) -> None:
@@ -314,6 +321,7 @@ class Catalog:
         self._unique_names = self._find_unique()
 
     def remove(self, name: str) -> None:
+        """Drop a definition entirely (drift injected by options)."""
         self._props.pop(name, None)
         self._unique_names = self._find_unique()
 
@@ -325,6 +333,7 @@ class Catalog:
         return tuple(p.name for p in self.all() if p.has_unique_value)
 
     def type_of(self, name: str) -> str | None:
+        """The type of a live property, or None."""
         prop = self.get(name)
         return prop.type if prop else None
 
@@ -464,6 +473,7 @@ class Catalog:
     # -- persistence ---------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
+        """Definitions, groups and owner ids as JSON-able data."""
         return {
             "properties": [p.to_state() for p in self._props.values()],
             "groups": list(self.groups.values()),
@@ -472,6 +482,7 @@ class Catalog:
 
     @classmethod
     def from_state(cls, data: Mapping[str, Any]) -> Catalog:
+        """A catalog written by :meth:`to_state`."""
         catalog = cls(
             (PropertyDef.from_state(p) for p in data["properties"]), data.get("owner_ids", ())
         )

@@ -25,6 +25,7 @@ from crmbridge_hubspot.sandbox.state import (
     CRM_UI,
     FORM,
     SEED,
+    SYSTEM_PROPERTIES,
     Contact,
     Source,
     email_key,
@@ -100,6 +101,8 @@ class ControlActions:
     def _describe(self, contact: Contact) -> dict[str, Any]:
         written_by: dict[str, Any] = {}
         for name in contact.props:
+            if name in SYSTEM_PROPERTIES:
+                continue
             last = contact.last_write(name)
             if last is not None:
                 written_by[name] = {**last.to_json(), "human": last.source_type == CRM_UI}

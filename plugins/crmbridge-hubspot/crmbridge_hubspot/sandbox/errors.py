@@ -44,6 +44,7 @@ class PropertyProblem:
     message: str
 
     def to_json(self, portal_id: int) -> dict[str, Any]:
+        """The problem as HubSpot lists it inside the packed message."""
         return {
             "isValid": False,
             "message": self.message,
@@ -74,6 +75,7 @@ class HubSpotError(Exception):
         self.headers = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
+        """The JSON body: status, message, a new correlationId, category, extras."""
         body: dict[str, Any] = {
             "status": "error",
             "message": self.message,
@@ -97,6 +99,7 @@ class HubSpotError(Exception):
         return entry
 
     def response(self) -> web.Response:
+        """The error as an HTTP response."""
         return json_response(self.body(), self.status, self.headers)
 
 
@@ -118,12 +121,14 @@ def contact_exists(existing_id: int) -> HubSpotError:
 
 
 def object_not_found(object_id: str) -> HubSpotError:
+    """The 404 for an id (or email) no contact has."""
     return HubSpotError(
         404, "OBJECT_NOT_FOUND", f"resource not found: no contact with id {object_id!r}"
     )
 
 
 def authentication_missing() -> HubSpotError:
+    """The 401 for a missing or unknown token."""
     return HubSpotError(
         401,
         "INVALID_AUTHENTICATION",
@@ -133,6 +138,7 @@ def authentication_missing() -> HubSpotError:
 
 
 def authentication_expired(seconds_ago: int) -> HubSpotError:
+    """The 401 for a token that expired ``seconds_ago``."""
     return HubSpotError(
         401,
         "EXPIRED_AUTHENTICATION",
@@ -161,6 +167,7 @@ class RateLimited(HubSpotError):
         self.group = group
 
     def body(self) -> dict[str, Any]:
+        """The 429 body, with ``policyName`` and ``groupName``."""
         return {
             "status": "error",
             "message": self.message,

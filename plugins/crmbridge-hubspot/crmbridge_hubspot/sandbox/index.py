@@ -36,6 +36,7 @@ class SortedIndex:
         return self._len
 
     def add(self, entry: Entry) -> None:
+        """Insert an entry (not already present)."""
         if not self._chunks:
             self._chunks.append([entry])
             self._maxes.append(entry)
@@ -55,6 +56,7 @@ class SortedIndex:
             self._maxes[i : i + 1] = [chunk[_LOAD - 1], chunk[-1]]
 
     def remove(self, entry: Entry) -> None:
+        """Remove an entry; KeyError if it is not there."""
         i = bisect_left(self._maxes, entry)
         if i == len(self._maxes):
             raise KeyError(entry)

@@ -33,6 +33,7 @@ class ObjectsApi:
         self.portal = portal
 
     def add_routes(self, app: web.Application) -> None:
+        """Add the object routes."""
         app.router.add_get(CONTACTS, self.list_page)
         app.router.add_post(CONTACTS, self.create)
         app.router.add_post(CONTACTS + "/merge", self.merge)

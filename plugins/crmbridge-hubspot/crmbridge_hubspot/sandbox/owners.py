@@ -19,11 +19,13 @@ class OwnersApi:
 
     def add_routes(self, app: web.Application) -> None:
         # The SDK asks for "/crm/v3/owners/" with a trailing slash.
+        """Add the owners routes."""
         app.router.add_get(OWNERS, self.list_owners)
         app.router.add_get(OWNERS + "/", self.list_owners)
         app.router.add_get(OWNERS + "/{ownerId}", self.read)
 
     async def list_owners(self, request: web.Request) -> web.Response:
+        """``GET``: a page of owners, optionally the one with ``email``."""
         limit = query_int(request, "limit", 100, maximum=500)
         after = cursor(request.query.get("after"))
         archived = query_bool(request, "archived")
@@ -40,6 +42,7 @@ class OwnersApi:
         return json_response(body)
 
     async def read(self, request: web.Request) -> web.Response:
+        """``GET {ownerId}``: one owner, or 404."""
         owner_id = request.match_info["ownerId"]
         for owner in self.portal.owners:
             if owner["id"] == owner_id:

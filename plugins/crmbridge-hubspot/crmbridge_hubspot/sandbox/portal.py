@@ -55,6 +55,7 @@ class Portal:
         self.expired: dict[str, int] = {}
 
     def now_ms(self) -> int:
+        """The sandbox clock in epoch milliseconds."""
         return int(self.clock.now().timestamp() * 1000)
 
     # -- the rules of API writes -----------------------------------------------------------------
@@ -129,6 +130,7 @@ class Portal:
     # -- persistence -----------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
+        """The whole portal as JSON-able data."""
         return {
             "catalog": self.catalog.to_state(),
             "contacts": self.store.to_state(),
@@ -138,6 +140,7 @@ class Portal:
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
+        """Load a portal written by :meth:`to_state`."""
         self.catalog = Catalog.from_state(data["catalog"])
         self.store.catalog = self.catalog
         self.store.restore(data["contacts"])

@@ -28,6 +28,7 @@ class PropertiesApi:
         self.portal = portal
 
     def add_routes(self, app: web.Application) -> None:
+        """Add the properties and property-group routes."""
         app.router.add_get(PROPERTIES + "/groups", self.list_groups)
         app.router.add_post(PROPERTIES + "/groups", self.create_group)
         app.router.add_get(PROPERTIES, self.list_properties)
@@ -57,12 +58,14 @@ class PropertiesApi:
     # -- properties ------------------------------------------------------------------------------
 
     async def list_properties(self, request: web.Request) -> web.Response:
+        """``GET``: every live property (archived ones with ``archived=true``)."""
         self._object_type(request)
         archived = query_bool(request, "archived")
         props = self.portal.catalog.all(archived=archived)
         return json_response({"results": [p.to_json() for p in props]})
 
     async def read(self, request: web.Request) -> web.Response:
+        """``GET {propertyName}``: one property, or 404."""
         prop = self._get(request, archived=query_bool(request, "archived"))
         return json_response(prop.to_json())
 
@@ -148,10 +151,12 @@ class PropertiesApi:
     # -- groups ----------------------------------------------------------------------------------
 
     async def list_groups(self, request: web.Request) -> web.Response:
+        """``GET groups``: the property groups."""
         self._object_type(request)
         return json_response({"results": list(self.portal.catalog.groups.values())})
 
     async def create_group(self, request: web.Request) -> web.Response:
+        """``POST groups``: 201 with the new group; 409 when the name is taken."""
         self._object_type(request)
         body = await read_object(request)
         name, label = body.get("name"), body.get("label")

@@ -91,8 +91,10 @@ class AccountLimits:
         }
 
     def to_state(self) -> dict[str, Any]:
+        """Today's usage, kept across restarts."""
         return {"day": self._day.isoformat(), "used": self.daily.used}
 
     def restore(self, data: dict[str, Any]) -> None:
+        """Load the usage written by :meth:`to_state`."""
         self._day = date.fromisoformat(data["day"])
         self.daily.used = int(data["used"])

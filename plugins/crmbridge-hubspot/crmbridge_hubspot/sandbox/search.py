@@ -111,6 +111,7 @@ class Condition:
         return _typed(self.ptype, text) if text else None
 
     def accepts(self, contact: Contact, view: Mapping[str, str]) -> bool:
+        """Whether the contact's indexed values pass this filter."""
         op = self.op
         if op in PRESENCE_OPS:
             return bool(view.get(self.prop)) == (op == "HAS_PROPERTY")
@@ -172,9 +173,11 @@ class Group:
                 self.ranges[cond.prop] = _intersect(self.ranges.get(cond.prop), bounds)
 
     def accepts(self, contact: Contact, view: Mapping[str, str]) -> bool:
+        """Whether the contact passes every filter of the group."""
         return all(c.accepts(contact, view) for c in self.conditions)
 
     def email_eq(self) -> str | None:
+        """The email an EQ filter of the group asks for (answered from the email lookup)."""
         for cond in self.conditions:
             if cond.prop == "email" and cond.op == "EQ":
                 return str(cond.value)
@@ -200,6 +203,7 @@ class Query:
     descending: bool
 
     def accepts(self, contact: Contact, view: Mapping[str, str]) -> bool:
+        """Whether the contact matches the free text and at least one group."""
         if self.text_tokens and not self.text_match(view):
             return False
         return any(g.accepts(contact, view) for g in self.groups)
@@ -347,9 +351,11 @@ class SearchApi:
         return self.planner.stats
 
     def add_routes(self, app: web.Application) -> None:
+        """Add the search route."""
         app.router.add_post(SEARCH, self.search)
 
     async def search(self, request: web.Request) -> web.Response:
+        """``POST``: a page of matches with ``total``; 400 past the cap or a limit."""
         body = await read_object(request)
         limit = self._limit(body.get("limit"))
         after = cursor(body.get("after"))

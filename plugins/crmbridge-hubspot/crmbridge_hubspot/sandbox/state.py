@@ -61,6 +61,7 @@ class Write(NamedTuple):
     user_id: int | None
 
     def to_json(self) -> dict[str, Any]:
+        """The write as ``propertiesWithHistory`` lists it."""
         data: dict[str, Any] = {
             "value": self.value,
             "timestamp": iso_ms(self.at_ms),
@@ -103,6 +104,7 @@ class Contact:
 
     @property
     def archived(self) -> bool:
+        """Whether the contact is archived (deleted, or merged away)."""
         return self.archived_ms is not None
 
     def last_write(self, name: str) -> Write | None:
@@ -172,6 +174,7 @@ class ContactStore:
         return contact
 
     def find_by_email(self, email: str) -> Contact | None:
+        """The contact an email belongs to (also a merged-away contact's email)."""
         cid = self.by_email.get(email_key(email))
         return self.contacts.get(cid) if cid is not None else None
 
@@ -188,6 +191,7 @@ class ContactStore:
         return contact if contact is not None and not contact.archived else None
 
     def live_count(self) -> int:
+        """How many contacts are not archived."""
         return len(self.contacts) - len(self.archived_ids)
 
     def page(self, after: int, limit: int, *, archived: bool) -> tuple[list[Contact], int | None]:
@@ -473,12 +477,14 @@ class ContactStore:
     # -- persistence -----------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
+        """Every contact as JSON-able rows."""
         return {
             "next_id": self.next_id,
             "contacts": [_contact_state(c) for c in self.contacts.values()],
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
+        """Load contacts written by :meth:`to_state` and rebuild every lookup."""
         self.contacts.clear()
         self.ids.clear()
         self.archived_ids.clear()
