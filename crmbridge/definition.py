@@ -258,7 +258,7 @@ class LeadDefinition:
             r.problem("stages.funnel", "is empty", "list the funnel stages in order")
         self.funnel = [self.stages[s] for s in funnel if s in self.stages]
         for name in labels:
-            r.check_stage(self, "stages.labels", name)
+            r.check_stage(self, f"stages.labels.{toml_key(name)}", name)
 
     def _add_stage(self, r: TomlReader, stage: Stage, key: str) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", stage.name):

@@ -100,7 +100,7 @@ class ScoreRule:
         }[self.test]
         return (
             f"{self.field} {show(value)!s} {phrase}"
-            if value is not None
+            if value not in (None, "")
             else f"{self.field} {phrase}"
         )
 
