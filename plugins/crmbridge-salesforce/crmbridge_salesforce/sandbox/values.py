@@ -20,6 +20,7 @@ ID_TYPES = frozenset({"id", "reference"})
 INTEGER_TYPES = frozenset({"int"})
 DECIMAL_TYPES = frozenset({"double", "currency", "percent"})
 NUMBER_TYPES = INTEGER_TYPES | DECIMAL_TYPES
+_TEXTUAL = TEXT_TYPES | ID_TYPES
 
 _DATETIME = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})"
@@ -62,8 +63,11 @@ def parse_datetime(text: str) -> datetime:
 
 def format_datetime(value: datetime) -> str:
     """The canonical (and REST) form: ``2024-01-01T00:00:00.000+0000``, in UTC."""
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
+    v = value.astimezone(UTC)
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}."
+        f"{v.microsecond // 1000:03d}+0000"
+    )
 
 
 def canonical_datetime(text: str) -> str:
@@ -99,7 +103,9 @@ def from_json(type_: str, value: Any) -> Any:
     """A JSON body's value as the canonical value of a field of ``type_`` (``None`` stays null)."""
     if value is None:
         return False if type_ == "boolean" else None
-    if type_ in TEXT_TYPES or type_ in ID_TYPES:
+    if type(value) is str and type_ in _TEXTUAL:
+        return value
+    if type_ in _TEXTUAL:
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, (str, int, float)):
