@@ -70,7 +70,8 @@ class Change:
     :param native_id: the system's id of the record.
     :param kind: upsert, delete or merge.
     :param modified_at: the system's last-modified time of the record.
-    :param lead: the record as a shared lead (``None`` for a delete, or when mapping failed).
+    :param lead: the record as a shared lead (``None`` for a delete, or when mapping failed);
+        its ``stage`` is the shared stage the system shows, when it shows one.
     :param raw: the native record as read, kept for quarantine and for ``lead show``.
     :param problems: mapping problems (an unmapped picklist value, a value of the wrong type);
         a change with problems is quarantined with them.
@@ -97,10 +98,18 @@ class ChangeBatch:
 
 @dataclass(frozen=True, slots=True)
 class OutcomeBatch:
-    """A page of sales' verdicts, unreadable records, and the cursor to commit after them."""
+    """A page of sales' verdicts and the cursor to commit after them.
+
+    :param outcomes: the verdicts found in this page (a record may give several: converted, won).
+    :param cursor: the position after this page.
+    :param observations: the sales records of this page as shared leads (``Change.lead``), so
+        the core sees the fields sales owns and tells a person's edit from its own writes.
+    :param problems: records that could not be read (an unmapped status, say); quarantined.
+    """
 
     outcomes: Sequence[Outcome]
     cursor: Cursor
+    observations: Sequence[Change] = ()
     problems: Sequence[Change] = ()
 
 
@@ -263,6 +272,9 @@ class ConnectorSettings(BaseModel):
 
     timeout_seconds: float = 30.0
     """Read timeout of every HTTP call (the vendor SDKs set none)."""
+    lookback_seconds: float = 300.0
+    """How far before its cursor an incremental read starts again, so records committed late
+    (with a modification time before the cursor) are still read."""
 
 
 # -- the contract --------------------------------------------------------------------------------

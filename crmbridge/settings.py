@@ -52,10 +52,6 @@ class PipelineSettings(BaseModel):
     """The connector that receives handoffs and gives outcomes."""
     poll_seconds: float = Field(default=15.0, gt=0)
     """How often the daemon runs a sync cycle of this pipeline."""
-    lookback_seconds: float = Field(default=300.0, ge=0)
-    """How far before its cursor a read starts again, so records committed late are not missed."""
-    bulk_threshold: int = Field(default=2000, ge=1)
-    """Writes of at least this many records use the system's bulk API (backfills)."""
 
 
 class Settings(BaseSettings):

@@ -15,13 +15,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from crmbridge.errors import PipelineHeld
 from crmbridge.store import tables as t
 from crmbridge.store.engine import create_store_engine
+from crmbridge.store.lifecycle import LifecycleQueries, chunks, jsonable
 from crmbridge.store.records import JourneyEvent, LeaseInfo, QuarantinedRecord, RunRecord
+
+_COLUMN_DEFAULTS: dict[str, Any] = {"recycles": 0, "marketing_dirty": False, "sales_dirty": False}
 
 
 def crmbridge_id_for(email: str) -> str:
@@ -38,6 +41,7 @@ class LeadRow:
     """A known lead as the store holds it."""
 
     id: int
+    pipeline: str
     email: str
     crmbridge_id: str
     fields: Mapping[str, Any]
@@ -45,6 +49,7 @@ class LeadRow:
     score: int | None
     fit: int | None
     engagement: int | None
+    why: str | None
     source: str | None
     source_modified_at: datetime | None
     recycles: int
@@ -53,16 +58,23 @@ class LeadRow:
     definition_version: str | None
     created_at: datetime
     updated_at: datetime
+    marketing_dirty: bool = False
+    sales_dirty: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class LeadUpsert:
-    """One lead's snapshot from its source system, for :meth:`Store.upsert_leads`."""
+    """One lead's snapshot from its source system, for :meth:`Store.upsert_leads`.
+
+    ``columns`` sets more lead columns (stage, score …) under the same guard.
+    """
 
     email: str
     fields: Mapping[str, Any]
     source: str
     source_modified_at: datetime
+    pipeline: str = "default"
+    columns: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +85,8 @@ class LinkRow:
     system: str
     native_id: str
     native_modified_at: datetime | None
+    observed: Mapping[str, Any] | None
+    observed_at: datetime | None
     written_at: datetime | None
     written_modified_at: datetime | None
     written: Mapping[str, Any] | None
@@ -83,6 +97,7 @@ class LinkRow:
 def _row_lead(row: Any) -> LeadRow:
     return LeadRow(
         id=row.id,
+        pipeline=row.pipeline,
         email=row.email,
         crmbridge_id=row.crmbridge_id,
         fields=row.fields or {},
@@ -90,6 +105,7 @@ def _row_lead(row: Any) -> LeadRow:
         score=row.score,
         fit=row.fit,
         engagement=row.engagement,
+        why=row.why,
         source=row.source,
         source_modified_at=row.source_modified_at,
         recycles=row.recycles or 0,
@@ -98,6 +114,8 @@ def _row_lead(row: Any) -> LeadRow:
         definition_version=row.definition_version,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        marketing_dirty=bool(row.marketing_dirty),
+        sales_dirty=bool(row.sales_dirty),
     )
 
 
@@ -107,6 +125,8 @@ def _row_link(row: Any) -> LinkRow:
         system=row.system,
         native_id=row.native_id,
         native_modified_at=row.native_modified_at,
+        observed=row.observed,
+        observed_at=row.observed_at,
         written_at=row.written_at,
         written_modified_at=row.written_modified_at,
         written=row.written,
@@ -115,7 +135,7 @@ def _row_link(row: Any) -> LinkRow:
     )
 
 
-class Store:
+class Store(LifecycleQueries):
     """crmbridge's state in a SQL database. Create with :func:`open_store`."""
 
     def __init__(self, engine: Engine) -> None:
@@ -146,33 +166,41 @@ class Store:
         """Insert or update leads from their source's snapshots, in one statement.
 
         The update is guarded: a snapshot older than the one already stored (by the source's
-        modification time) changes nothing. Returns email → (lead id, applied) where ``applied``
-        is False for a snapshot the guard turned away.
+        modification time) changes nothing, not even the columns it carries. Returns
+        email → (lead id, applied); ``applied`` is False for a snapshot the guard turned away.
+        All snapshots must belong to one pipeline.
         """
         if not snapshots:
             return {}
+        pipeline = snapshots[0].pipeline
+        extra = sorted({k for s in snapshots for k in (s.columns or {})})
         rows = [
             {
+                "pipeline": s.pipeline,
                 "email": s.email,
                 "crmbridge_id": crmbridge_id_for(s.email),
-                "fields": dict(s.fields),
+                "fields": jsonable(s.fields),
                 "source": s.source,
                 "source_modified_at": s.source_modified_at,
                 "recycles": 0,
+                "marketing_dirty": False,
+                "sales_dirty": False,
                 "created_at": now,
                 "updated_at": now,
+                **{k: (s.columns or {}).get(k, _COLUMN_DEFAULTS.get(k)) for k in extra},
             }
             for s in snapshots
         ]
         stmt = self._insert(t.leads)
         excluded = stmt.excluded
         stmt = stmt.on_conflict_do_update(
-            index_elements=[t.leads.c.email],
+            index_elements=[t.leads.c.pipeline, t.leads.c.email],
             set_={
                 "fields": excluded.fields,
                 "source": excluded.source,
                 "source_modified_at": excluded.source_modified_at,
                 "updated_at": excluded.updated_at,
+                **{k: getattr(excluded, k) for k in extra},
             },
             where=or_(
                 t.leads.c.source_modified_at.is_(None),
@@ -180,33 +208,50 @@ class Store:
             ),
         ).returning(t.leads.c.id, t.leads.c.email)
         applied = {r.email: r.id for r in conn.execute(stmt, rows)}
-        missing = [s.email for s in snapshots if s.email not in applied]
         found = dict(applied)
-        if missing:
-            for r in conn.execute(
-                select(t.leads.c.id, t.leads.c.email).where(t.leads.c.email.in_(missing))
-            ):
+        missing = [s.email for s in snapshots if s.email not in applied]
+        for chunk in chunks(missing, 500):
+            query = select(t.leads.c.id, t.leads.c.email).where(
+                t.leads.c.pipeline == pipeline, t.leads.c.email.in_(chunk)
+            )
+            for r in conn.execute(query):
                 found[r.email] = r.id
         return {email: (lead_id, email in applied) for email, lead_id in found.items()}
 
-    def leads_by_email(self, conn: Connection, emails: Iterable[str]) -> dict[str, LeadRow]:
-        wanted = list(set(emails))
+    def leads_by_email(
+        self, conn: Connection, emails: Iterable[str], pipeline: str = "default"
+    ) -> dict[str, LeadRow]:
         out: dict[str, LeadRow] = {}
-        for chunk in _chunks(wanted, 500):
-            for row in conn.execute(select(t.leads).where(t.leads.c.email.in_(chunk))):
+        for chunk in chunks(list(set(emails)), 500):
+            query = select(t.leads).where(
+                t.leads.c.pipeline == pipeline, t.leads.c.email.in_(chunk)
+            )
+            for row in conn.execute(query):
                 out[row.email] = _row_lead(row)
         return out
 
     def leads_by_id(self, conn: Connection, ids: Iterable[int]) -> dict[int, LeadRow]:
         out: dict[int, LeadRow] = {}
-        for chunk in _chunks(list(set(ids)), 500):
+        for chunk in chunks(list(set(ids)), 500):
             for row in conn.execute(select(t.leads).where(t.leads.c.id.in_(chunk))):
                 out[row.id] = _row_lead(row)
         return out
 
-    def lead(self, email: str) -> LeadRow | None:
+    def leads_by_crmbridge_id(
+        self, conn: Connection, ids: Iterable[str], pipeline: str = "default"
+    ) -> dict[str, LeadRow]:
+        out: dict[str, LeadRow] = {}
+        for chunk in chunks(list(set(ids)), 500):
+            query = select(t.leads).where(
+                t.leads.c.pipeline == pipeline, t.leads.c.crmbridge_id.in_(chunk)
+            )
+            for row in conn.execute(query):
+                out[row.crmbridge_id] = _row_lead(row)
+        return out
+
+    def lead(self, email: str, pipeline: str = "default") -> LeadRow | None:
         with self.engine.connect() as conn:
-            return self.leads_by_email(conn, [email]).get(email)
+            return self.leads_by_email(conn, [email], pipeline).get(email)
 
     def update_lead(self, conn: Connection, lead_id: int, now: datetime, **values: Any) -> None:
         """Set columns of one lead (stage, score, recycles …)."""
@@ -220,29 +265,32 @@ class Store:
         """Set columns of many leads in one statement; every row has ``id`` and the same keys."""
         if not rows:
             return
-        from sqlalchemy import bindparam
-
         keys = [k for k in rows[0] if k != "id"]
         stmt = (
             update(t.leads)
             .where(t.leads.c.id == bindparam("_id"))
-            .values(updated_at=now, **{k: bindparam(k) for k in keys})
+            .values(updated_at=now, **{k: bindparam(f"v_{k}") for k in keys})
         )
-        conn.execute(stmt, [{"_id": r["id"], **{k: r[k] for k in keys}} for r in rows])
+        conn.execute(stmt, [{"_id": r["id"], **{f"v_{k}": r[k] for k in keys}} for r in rows])
 
-    def lead_count(self) -> int:
+    def lead_count(self, pipeline: str | None = None) -> int:
+        query = select(func.count()).select_from(t.leads)
+        if pipeline is not None:
+            query = query.where(t.leads.c.pipeline == pipeline)
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(t.leads)).scalar_one())
+            return int(conn.execute(query).scalar_one())
 
     # -- links -------------------------------------------------------------------------------
 
     def links_by_native(
-        self, conn: Connection, system: str, native_ids: Iterable[str]
+        self, conn: Connection, system: str, native_ids: Iterable[str], pipeline: str = "default"
     ) -> dict[str, LinkRow]:
         out: dict[str, LinkRow] = {}
-        for chunk in _chunks(list(set(native_ids)), 500):
+        for chunk in chunks(list(set(native_ids)), 500):
             query = select(t.links).where(
-                t.links.c.system == system, t.links.c.native_id.in_(chunk)
+                t.links.c.pipeline == pipeline,
+                t.links.c.system == system,
+                t.links.c.native_id.in_(chunk),
             )
             for row in conn.execute(query):
                 out[row.native_id] = _row_link(row)
@@ -250,20 +298,26 @@ class Store:
 
     def links_of(self, conn: Connection, lead_ids: Iterable[int]) -> dict[int, list[LinkRow]]:
         out: dict[int, list[LinkRow]] = {}
-        for chunk in _chunks(list(set(lead_ids)), 500):
-            for row in conn.execute(select(t.links).where(t.links.c.lead_id.in_(chunk))):
+        for chunk in chunks(list(set(lead_ids)), 500):
+            query = select(t.links).where(t.links.c.lead_id.in_(chunk)).order_by(t.links.c.id)
+            for row in conn.execute(query):
                 out.setdefault(row.lead_id, []).append(_row_link(row))
         return out
 
     def upsert_links(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert or update links by (system, native_id).
+        """Insert or update links by (pipeline, system, native_id); all rows have the same keys.
 
         ``native_modified_at`` only moves forward; the other given columns are set.
         """
         if not rows:
             return
+        full = [{"pipeline": "default", **r} for r in rows]
+        for row in full:
+            for key in ("observed", "written"):
+                if row.get(key) is not None:
+                    row[key] = jsonable(row[key])
         stmt = self._insert(t.links)
-        keys = set(rows[0]) - {"system", "native_id"}
+        keys = set(full[0]) - {"pipeline", "system", "native_id"}
         set_: dict[str, Any] = {k: getattr(stmt.excluded, k) for k in keys}
         if "native_modified_at" in keys:
             set_["native_modified_at"] = func.coalesce(
@@ -274,9 +328,10 @@ class Store:
             )
         conn.execute(
             stmt.on_conflict_do_update(
-                index_elements=[t.links.c.system, t.links.c.native_id], set_=set_
+                index_elements=[t.links.c.pipeline, t.links.c.system, t.links.c.native_id],
+                set_=set_,
             ),
-            list(rows),
+            full,
         )
 
     # -- journey -----------------------------------------------------------------------------
@@ -456,7 +511,7 @@ class Store:
             field=field,
             rule=rule,
             error=error,
-            raw=_jsonable(raw),
+            raw=jsonable(raw),
             attempts=1,
             status="open",
             first_seen=now,
@@ -488,7 +543,7 @@ class Store:
         """Mark entries resolved once their records went through; how many were open."""
         ids = list(native_ids)
         total = 0
-        for chunk in _chunks(ids, 500):
+        for chunk in chunks(ids, 500):
             total += conn.execute(
                 update(t.quarantine)
                 .where(
@@ -512,6 +567,11 @@ class Store:
             query = query.where(t.quarantine.c.pipeline == pipeline)
         with self.engine.connect() as conn:
             return [_row_quarantine(r) for r in conn.execute(query)]
+
+    def quarantined_in(self, conn: Connection, entry_id: int) -> QuarantinedRecord:
+        """A quarantine entry read inside the caller's transaction."""
+        row = conn.execute(select(t.quarantine).where(t.quarantine.c.id == entry_id)).one()
+        return _row_quarantine(row)
 
     def quarantined_one(self, entry_id: int) -> QuarantinedRecord | None:
         with self.engine.connect() as conn:
@@ -612,23 +672,6 @@ def _greatest(dialect: str, a: Any, b: Any) -> Any:
     return func.max(func.coalesce(a, b), func.coalesce(b, a))
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
 def open_store(url: str, *, migrate: bool = True) -> Store:
     """A store on ``url``, its schema brought up to date first unless ``migrate`` is False."""
     engine = create_store_engine(url)
@@ -643,4 +686,4 @@ def utc(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-__all__ = ["LeadRow", "LeadUpsert", "LinkRow", "Store", "and_", "crmbridge_id_for", "open_store"]
+__all__ = ["LeadRow", "LeadUpsert", "LinkRow", "Store", "crmbridge_id_for", "open_store"]

@@ -1,8 +1,10 @@
 """The state store's tables (SQLAlchemy Core). Alembic migrations create them; a test checks
 that the migrations and these definitions agree.
 
-* ``leads`` — each person once, by normalized email: shared fields, stage, score;
-* ``links`` — a lead's record in each system (system, native id), and what crmbridge last wrote;
+* ``leads`` — each person once per pipeline, by normalized email: shared fields, stage, score, and
+  whether marketing or sales must be told of a change (the dirty flags, a durable outbox);
+* ``links`` — a lead's record in each system: its native id, the values last seen there
+  (``observed``) and last written there by crmbridge (``written``), to tell a person's edit;
 * ``handoffs`` — marketing handing a lead to sales: when, to whom, SLA due, outcome, breach;
 * ``outcomes`` — every verdict sales gave, once each (its key), and whether it was written back;
 * ``events`` — the append-only journey of each lead: every decision with its reasons;
@@ -78,13 +80,15 @@ leads = Table(
     "leads",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("email", String(320), nullable=False, unique=True),
-    Column("crmbridge_id", String(64), nullable=False, unique=True),
+    Column("pipeline", String(80), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("crmbridge_id", String(64), nullable=False),
     Column("fields", Json, nullable=False),
     Column("stage", String(40)),
     Column("score", Integer),
     Column("fit", Integer),
     Column("engagement", Integer),
+    Column("why", Text),
     Column("source", String(40)),
     Column("source_modified_at", UTCDateTime()),
     Column("definition_version", String(40)),
@@ -92,24 +96,34 @@ leads = Table(
     Column("recycles", Integer, nullable=False, default=0),
     Column("last_recycled_at", UTCDateTime()),
     Column("engaged_at", UTCDateTime()),
+    Column("marketing_dirty", Boolean, nullable=False, default=False),
+    Column("sales_dirty", Boolean, nullable=False, default=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("pipeline", "email"),
+    UniqueConstraint("pipeline", "crmbridge_id"),
+    Index(None, "pipeline", "stage"),
+    Index(None, "pipeline", "marketing_dirty"),
+    Index(None, "pipeline", "sales_dirty"),
 )
 
 links = Table(
     "links",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
+    Column("pipeline", String(80), nullable=False),
     Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False),
     Column("system", String(40), nullable=False),
     Column("native_id", String(255), nullable=False),
     Column("native_modified_at", UTCDateTime()),
+    Column("observed", Json),
+    Column("observed_at", UTCDateTime()),
     Column("written_at", UTCDateTime()),
     Column("written_modified_at", UTCDateTime()),
     Column("written", Json),
     Column("deleted_at", UTCDateTime()),
     Column("merged_into", String(255)),
-    UniqueConstraint("system", "native_id"),
+    UniqueConstraint("pipeline", "system", "native_id"),
     Index(None, "lead_id"),
 )
 
@@ -142,7 +156,7 @@ outcomes = Table(
     "outcomes",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("key", String(400), nullable=False, unique=True),
+    Column("key", String(400), nullable=False),
     Column("lead_id", Id, ForeignKey("leads.id", ondelete="CASCADE"), nullable=False),
     Column("handoff_id", Id, ForeignKey("handoffs.id", ondelete="SET NULL")),
     Column("kind", String(20), nullable=False),
@@ -157,6 +171,7 @@ outcomes = Table(
     Column("recorded_at", UTCDateTime(), nullable=False),
     Column("written_back_at", UTCDateTime()),
     Column("pipeline", String(80), nullable=False),
+    UniqueConstraint("pipeline", "key"),
     Index(None, "lead_id"),
     Index(None, "pipeline", "written_back_at"),
 )

@@ -51,6 +51,7 @@ def upgrade() -> None:
     op.create_table(
         "leads",
         sa.Column("id", ID, autoincrement=True, nullable=False),
+        sa.Column("pipeline", sa.String(length=80), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("crmbridge_id", sa.String(length=64), nullable=False),
         sa.Column("fields", JSON_, nullable=False),
@@ -58,6 +59,7 @@ def upgrade() -> None:
         sa.Column("score", sa.Integer(), nullable=True),
         sa.Column("fit", sa.Integer(), nullable=True),
         sa.Column("engagement", sa.Integer(), nullable=True),
+        sa.Column("why", sa.Text(), nullable=True),
         sa.Column("source", sa.String(length=40), nullable=True),
         sa.Column("source_modified_at", UTCDateTime(), nullable=True),
         sa.Column("definition_version", sa.String(length=40), nullable=True),
@@ -65,12 +67,29 @@ def upgrade() -> None:
         sa.Column("recycles", sa.Integer(), nullable=False),
         sa.Column("last_recycled_at", UTCDateTime(), nullable=True),
         sa.Column("engaged_at", UTCDateTime(), nullable=True),
+        sa.Column("marketing_dirty", sa.Boolean(), nullable=False),
+        sa.Column("sales_dirty", sa.Boolean(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_leads")),
-        sa.UniqueConstraint("crmbridge_id", name=op.f("uq_leads_crmbridge_id")),
-        sa.UniqueConstraint("email", name=op.f("uq_leads_email")),
+        sa.UniqueConstraint(
+            "pipeline", "crmbridge_id", name=op.f("uq_leads_pipeline_crmbridge_id")
+        ),
+        sa.UniqueConstraint("pipeline", "email", name=op.f("uq_leads_pipeline_email")),
     )
+    with op.batch_alter_table("leads", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_leads_pipeline_marketing_dirty"),
+            ["pipeline", "marketing_dirty"],
+            unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_leads_pipeline_sales_dirty"), ["pipeline", "sales_dirty"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_leads_pipeline_stage"), ["pipeline", "stage"], unique=False
+        )
+
     op.create_table(
         "leases",
         sa.Column("pipeline", sa.String(length=80), nullable=False),
@@ -182,10 +201,13 @@ def upgrade() -> None:
     op.create_table(
         "links",
         sa.Column("id", ID, autoincrement=True, nullable=False),
+        sa.Column("pipeline", sa.String(length=80), nullable=False),
         sa.Column("lead_id", ID, nullable=False),
         sa.Column("system", sa.String(length=40), nullable=False),
         sa.Column("native_id", sa.String(length=255), nullable=False),
         sa.Column("native_modified_at", UTCDateTime(), nullable=True),
+        sa.Column("observed", JSON_, nullable=True),
+        sa.Column("observed_at", UTCDateTime(), nullable=True),
         sa.Column("written_at", UTCDateTime(), nullable=True),
         sa.Column("written_modified_at", UTCDateTime(), nullable=True),
         sa.Column("written", JSON_, nullable=True),
@@ -195,7 +217,9 @@ def upgrade() -> None:
             ["lead_id"], ["leads.id"], name=op.f("fk_links_lead_id_leads"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_links")),
-        sa.UniqueConstraint("system", "native_id", name=op.f("uq_links_system_native_id")),
+        sa.UniqueConstraint(
+            "pipeline", "system", "native_id", name=op.f("uq_links_pipeline_system_native_id")
+        ),
     )
     with op.batch_alter_table("links", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_links_lead_id"), ["lead_id"], unique=False)
@@ -228,7 +252,7 @@ def upgrade() -> None:
             ["lead_id"], ["leads.id"], name=op.f("fk_outcomes_lead_id_leads"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outcomes")),
-        sa.UniqueConstraint("key", name=op.f("uq_outcomes_key")),
+        sa.UniqueConstraint("pipeline", "key", name=op.f("uq_outcomes_pipeline_key")),
     )
     with op.batch_alter_table("outcomes", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_outcomes_lead_id"), ["lead_id"], unique=False)
@@ -267,6 +291,11 @@ def downgrade() -> None:
 
     op.drop_table("quarantine")
     op.drop_table("leases")
+    with op.batch_alter_table("leads", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_leads_pipeline_stage"))
+        batch_op.drop_index(batch_op.f("ix_leads_pipeline_sales_dirty"))
+        batch_op.drop_index(batch_op.f("ix_leads_pipeline_marketing_dirty"))
+
     op.drop_table("leads")
     op.drop_table("cursors")
     op.drop_table("backfills")

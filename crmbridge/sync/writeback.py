@@ -1,0 +1,340 @@
+"""Step 6: tell each side what changed — the closed loop.
+
+Marketing is told of handoffs, sales' verdicts and SLA breaches (stage, status, crmbridge's
+fields); sales is told of changes to the fields marketing owns, the score, and SLA breaches.
+The queue is the leads' dirty flags, so nothing is lost across a crash: a flag is cleared only
+after the write it asked for succeeded (or was quarantined).
+
+Courtesy: only fields the other side does not own are written, only what differs from what
+crmbridge last wrote, and never a field a person changed after crmbridge last wrote it — that is
+recorded in the journey as a conflict instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from crmbridge.connector import Connector, LeadWrite, WriteResult
+from crmbridge.lead import OutcomeKind
+from crmbridge.store.lifecycle import HandoffRow, OutcomeRow, jsonable
+from crmbridge.store.store import LeadRow, LinkRow
+from crmbridge.sync.cycle_context import Cycle
+from crmbridge.sync.handoff import link_in
+from crmbridge.sync.journal import Journal
+from crmbridge.sync.links import conflicts, merged_written
+
+CHUNK = 1000
+
+
+def writeback_step(cy: Cycle) -> None:
+    """Marketing first (the loop closes there), then sales."""
+    _drain(cy, "marketing", cy.marketing, _marketing_write, cy.marketing.write_outcomes)
+    _drain(cy, "sales", cy.sales, _sales_write, cy.sales.push_leads)
+
+
+Builder = Callable[
+    [Cycle, LeadRow, LinkRow, HandoffRow | None, Sequence[OutcomeRow], Journal, datetime],
+    LeadWrite | None,
+]
+
+
+def _drain(
+    cy: Cycle,
+    side: str,
+    connector: Connector,
+    build: Builder,
+    send: Callable[[Sequence[LeadWrite]], list[WriteResult]],
+) -> None:
+    system = connector.system_name()
+    after = 0
+    while True:
+        cy.check_stop()
+        now = cy.now()
+        with cy.tx() as conn:
+            ids = [i for i in cy.store.dirty_leads(conn, cy.pipeline, side, CHUNK) if i > after]
+            if not ids:
+                return
+            after = ids[-1]
+            rows = cy.store.leads_by_id(conn, ids)
+            links = cy.store.links_of(conn, ids)
+            handoffs = cy.store.latest_handoffs(conn, ids)
+            outcomes = cy.store.outcomes_of(conn, ids)
+            journal = cy.journal()
+            writes: list[tuple[LeadRow, LinkRow, LeadWrite]] = []
+            nothing: list[int] = []
+            for lead_id in ids:
+                row = rows[lead_id]
+                link = link_in(links.get(lead_id, []), system)
+                write = (
+                    build(
+                        cy,
+                        row,
+                        link,
+                        handoffs.get(lead_id),
+                        outcomes.get(lead_id, []),
+                        journal,
+                        now,
+                    )
+                    if link is not None
+                    else None
+                )
+                if write is None:
+                    nothing.append(lead_id)
+                else:
+                    assert link is not None
+                    writes.append((row, link, write))
+            cy.store.set_dirty(conn, nothing, side, False)
+            journal.flush(cy.store, conn)
+        if not writes:
+            continue
+        cy.quota.check(connector)
+        results = _send(cy, system, send, [w for _, _, w in writes])
+        with cy.tx() as conn:
+            journal = cy.journal()
+            _record(cy, conn, side, system, writes, results, journal, now)
+            journal.flush(cy.store, conn)
+
+
+def _send(
+    cy: Cycle,
+    system: str,
+    send: Callable[[Sequence[LeadWrite]], list[WriteResult]],
+    writes: Sequence[LeadWrite],
+) -> list[WriteResult]:
+    if cy.dry_run:
+        for w in writes:
+            changes = {**w.fields, **w.annotations}
+            if w.stage:
+                changes["stage"] = w.stage
+            if w.outcome:
+                changes["outcome"] = str(w.outcome)
+            cy.plan.add(system, "update", w.email, w.native_id, changes)
+        return [
+            WriteResult(w.key, ok=True, native_id=w.native_id, skipped="dry run") for w in writes
+        ]
+    results = send(writes)
+    if len(results) != len(writes):
+        raise RuntimeError(f"{system} answered {len(results)} results for {len(writes)} writes")
+    return results
+
+
+def _record(
+    cy: Cycle,
+    conn: Any,
+    side: str,
+    system: str,
+    writes: Sequence[tuple[LeadRow, LinkRow, LeadWrite]],
+    results: Sequence[WriteResult],
+    journal: Journal,
+    now: datetime,
+) -> None:
+    link_rows = []
+    done: list[int] = []
+    for (row, link, write), result in zip(writes, results, strict=True):
+        done.append(row.id)
+        if not result.ok:
+            cy.quarantine(
+                conn,
+                system=system,
+                native_id=link.native_id,
+                stage=f"{side} update",
+                error=f"{system} refused the update of {row.email}: {result.error}",
+                raw={"email": row.email, "fields": dict(write.fields), **dict(write.annotations)},
+                email=row.email,
+                field_name=getattr(result.error, "field", None),
+                rule=getattr(result.error, "rule", None) or getattr(result.error, "code", None),
+            )
+            continue
+        if result.skipped and not cy.dry_run:
+            journal.add(row.id, now, "skipped", f"{system}: {result.skipped}", system=system)
+            continue
+        wrote: dict[str, Any] = dict(write.fields)
+        wrote.update({f"@{k}": v for k, v in write.annotations.items()})
+        if write.stage:
+            wrote["@stage"] = write.stage
+        if write.outcome:
+            wrote["@outcome"] = str(write.outcome)
+        link_rows.append(
+            {
+                "pipeline": cy.pipeline,
+                "lead_id": row.id,
+                "system": system,
+                "native_id": link.native_id,
+                "written": merged_written(link, jsonable(wrote)),
+                "written_at": now,
+                "written_modified_at": result.modified_at,
+            }
+        )
+        cy.counts.written_back += 1
+        journal.add(
+            row.id,
+            now,
+            "written",
+            f"written to {system}: " + _describe(write),
+            system=system,
+            actor="crmbridge",
+            data=jsonable(wrote),
+        )
+        if side == "marketing":
+            cy.store.mark_outcomes_written(conn, [row.id], now)
+    if not cy.dry_run:
+        cy.store.upsert_links(conn, link_rows)
+    cy.store.set_dirty(conn, done, side, False)
+
+
+def _describe(write: LeadWrite) -> str:
+    parts = []
+    if write.stage:
+        parts.append(f"stage {write.stage}" + (" (moved back)" if write.stage_backwards else ""))
+    if write.outcome:
+        parts.append(f"outcome {write.outcome}")
+    parts += [f"{k}" for k in write.fields]
+    parts += [k for k in write.annotations if k not in ("stage", "outcome")]
+    return ", ".join(parts) or "nothing"
+
+
+def _changed(link: LinkRow, values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    written = link.written or {}
+    return {
+        k: v
+        for k, v in values.items()
+        if f"{prefix}{k}" not in written or written[f"{prefix}{k}"] != jsonable(v)
+    }
+
+
+def _fields_to_write(
+    cy: Cycle,
+    row: LeadRow,
+    link: LinkRow,
+    system: str,
+    journal: Journal,
+    now: datetime,
+) -> dict[str, Any]:
+    mapping = cy.definition.system(system)
+    candidates = {
+        f: row.fields.get(f) for f in mapping.writable_fields(creating=False) if f in row.fields
+    }
+    changed = _changed(link, candidates)
+    for name, (wrote, found) in conflicts(link, changed).items():
+        changed.pop(name)
+        cy.counts.conflicts += 1
+        journal.add(
+            row.id,
+            now,
+            "conflict",
+            f"{system} {name} was changed by a person to {found!r} after crmbridge wrote "
+            f"{wrote!r}; not overwritten with {row.fields.get(name)!r}",
+            system=system,
+            actor="crmbridge",
+        )
+    return changed
+
+
+def _marketing_write(
+    cy: Cycle,
+    row: LeadRow,
+    link: LinkRow,
+    handoff: HandoffRow | None,
+    outcomes: Sequence[OutcomeRow],
+    journal: Journal,
+    now: datetime,
+) -> LeadWrite | None:
+    definition = cy.definition
+    latest = outcomes[-1] if outcomes else None
+    won = next((o for o in reversed(outcomes) if o.kind == OutcomeKind.WON), None)
+    desired: dict[str, Any] = {
+        "crmbridge_id": row.crmbridge_id,
+        "stage": row.stage,
+        "score": row.score,
+        "why": row.why,
+        "definition_version": definition.version,
+    }
+    if handoff is not None:
+        desired.update(
+            handed_off_at=handoff.handed_off_at,
+            sla_due_at=handoff.sla_due_at,
+            sla_breached=handoff.sla_breached_at is not None,
+            owner=handoff.owner,
+            accepted_at=handoff.accepted_at,
+        )
+    if latest is not None:
+        desired["outcome"] = latest.kind
+        reason = latest.reason
+        desired["outcome_reason"] = (
+            definition.reasons[reason].label if reason in definition.reasons else reason
+        )
+    if won is not None and won.amount is not None:
+        desired["deal_amount"] = won.amount
+    annotations = _changed(link, desired, "@")
+    stage = row.stage if "stage" in annotations or _stage_unwritten(link, row) else None
+    outcome = OutcomeKind(latest.kind) if latest is not None and "outcome" in annotations else None
+    fields = _fields_to_write(cy, row, link, cy.marketing_system, journal, now)
+    if not annotations and not fields and stage is None:
+        return None
+    return LeadWrite(
+        email=row.email,
+        crmbridge_id=row.crmbridge_id,
+        native_id=link.native_id,
+        fields=fields,
+        stage=stage,
+        stage_backwards=_backwards(cy, link, stage),
+        outcome=outcome,
+        annotations=annotations,
+        create=False,
+    )
+
+
+def _stage_unwritten(link: LinkRow, row: LeadRow) -> bool:
+    written = link.written or {}
+    return row.stage is not None and written.get("@stage") != row.stage and "@stage" in written
+
+
+def _backwards(cy: Cycle, link: LinkRow, stage: str | None) -> bool:
+    """Whether showing ``stage`` moves the marketing system's own stage field backwards."""
+    if stage is None:
+        return False
+    mapping = cy.definition.system(cy.marketing_system)
+    if mapping.stage_field is None:
+        return False
+    picklist = mapping.picklist(mapping.stage_field)
+    order = list(picklist.values)
+    shown = (link.observed or {}).get("@stage") or (link.written or {}).get("@stage")
+    if (
+        not shown
+        or not picklist.can_write("stage", shown)
+        or not picklist.can_write("stage", stage)
+    ):
+        return False
+    return order.index(picklist.write("stage", stage)) < order.index(picklist.write("stage", shown))
+
+
+def _sales_write(
+    cy: Cycle,
+    row: LeadRow,
+    link: LinkRow,
+    handoff: HandoffRow | None,
+    outcomes: Sequence[OutcomeRow],
+    journal: Journal,
+    now: datetime,
+) -> LeadWrite | None:
+    desired: dict[str, Any] = {
+        "score": row.score,
+        "why": row.why,
+        "definition_version": cy.definition.version,
+    }
+    if handoff is not None:
+        desired["sla_breached"] = handoff.sla_breached_at is not None
+    annotations = _changed(link, desired, "@")
+    fields = _fields_to_write(cy, row, link, cy.sales_system, journal, now)
+    if not annotations and not fields:
+        return None
+    return LeadWrite(
+        email=row.email,
+        crmbridge_id=row.crmbridge_id,
+        native_id=link.native_id,
+        fields=fields,
+        annotations=annotations,
+        create=False,
+    )
