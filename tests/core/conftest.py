@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +53,47 @@ def _restore_crmbridge_logger() -> Iterator[None]:
     logger.handlers[:] = saved[0]
     logger.setLevel(saved[1])
     logger.propagate = saved[2]
+
+
+@dataclass
+class Distributions:
+    """Throw-away installed distributions: ``*.dist-info`` folders and modules in a folder on
+    ``sys.path``, found by ``importlib.metadata`` exactly as a pip-installed plugin is."""
+
+    root: Path
+    modules: list[str] = field(default_factory=list)
+
+    def add(
+        self,
+        name: str,
+        version: str,
+        entry_points: Mapping[str, str],
+        modules: Mapping[str, str],
+    ) -> None:
+        """Install distribution ``name`` with ``crmbridge`` entry points and module sources."""
+        info = self.root / f"{name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8"
+        )
+        lines = [f"{ep} = {target}" for ep, target in entry_points.items()]
+        (info / "entry_points.txt").write_text(
+            "[crmbridge]\n" + "\n".join(lines) + "\n", encoding="utf-8"
+        )
+        for module, source in modules.items():
+            (self.root / f"{module}.py").write_text(source, encoding="utf-8")
+            self.modules.append(module)
+        importlib.invalidate_caches()
+
+
+@pytest.fixture
+def distributions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Distributions]:
+    """Install throw-away plugin distributions for one test; gone (modules too) after it."""
+    root = tmp_path / "site-packages"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    installed = Distributions(root)
+    yield installed
+    for module in installed.modules:
+        sys.modules.pop(module, None)
+    importlib.invalidate_caches()
