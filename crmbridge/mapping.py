@@ -130,11 +130,16 @@ class Picklist:
 
 
 def meanings_written(v: PicklistValue) -> list[tuple[str, str]]:
-    kind = next((k for k in MEANINGS if getattr(v, k) is not None), None)
-    if kind is None:
+    """Every (kind, shared value) this native value is written for.
+
+    A value may mean several things at once (a Lead Status that is both a stage and an outcome);
+    ``also`` adds values of its first meaning (``stage = "recycled", also = ["disqualified"]``).
+    """
+    kinds = [k for k in MEANINGS if getattr(v, k) is not None]
+    if not kinds:
         return []
-    primary = str(getattr(v, kind))
-    return [(kind, primary), *((kind, extra) for extra in v.also)]
+    pairs = [(k, str(getattr(v, k))) for k in kinds]
+    return [*pairs, *((kinds[0], extra) for extra in v.also)]
 
 
 class SystemMapping:

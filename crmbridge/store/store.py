@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from crmbridge.errors import PipelineHeld
@@ -416,10 +416,18 @@ class Store(LifecycleQueries):
             )
             return LeaseInfo(pipeline, owner, now, expires, fence)
 
-    def release_lease(self, pipeline: str, owner: str) -> None:
+    def release_lease(self, pipeline: str, owner: str, now: datetime | None = None) -> None:
+        """Give the lease up: it expires now, and keeps its fence.
+
+        The row stays so the fence only ever grows: the next holder takes fence + 1, and the
+        cursors written under this one (guarded by ``fence <= new fence``) still move.
+        """
+        expired = now or datetime(1970, 1, 1, tzinfo=UTC)
         with self.transaction() as conn:
             conn.execute(
-                delete(t.leases).where(t.leases.c.pipeline == pipeline, t.leases.c.owner == owner)
+                update(t.leases)
+                .where(t.leases.c.pipeline == pipeline, t.leases.c.owner == owner)
+                .values(expires_at=expired)
             )
 
     def lease(self, pipeline: str) -> LeaseInfo | None:
@@ -458,8 +466,13 @@ class Store(LifecycleQueries):
         between cannot slip through: the write raises :class:`PipelineHeld` and the transaction,
         with the work the cursor covered, rolls back.
         """
+        # FOR SHARE (PostgreSQL): a takeover's UPDATE of the lease waits until this transaction
+        # ends, so the check and the write cannot be split by one. SQLite's BEGIN IMMEDIATE
+        # already serializes every writer.
         held = conn.execute(
-            select(t.leases.c.owner, t.leases.c.fence).where(t.leases.c.pipeline == pipeline)
+            select(t.leases.c.owner, t.leases.c.fence)
+            .where(t.leases.c.pipeline == pipeline)
+            .with_for_update(read=True)
         ).first()
         if held is None or held.owner != owner or held.fence != fence:
             holder = f"{held.owner} (fence {held.fence})" if held else "nobody"

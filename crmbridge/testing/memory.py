@@ -76,6 +76,8 @@ class MemoryWorld:
         self.seq = 0
         self.offset = timedelta()
         self.fail_emails: set[str] = set()
+        self.fail_next_write = False
+        self.extra_values: dict[str, set[str]] = {}
         self.quota: tuple[int, int] | None = None
         self.lock = threading.RLock()
 
@@ -218,7 +220,23 @@ class _MemoryConnector(Connector):
         self._call()
         report = CheckReport(self.system_name())
         report.add("ok", "connection", f"memory world {self.world.name!r}")
+        for key, picklist in self.mapping.picklists.items():
+            actual = set(picklist.values) | self.world.extra_values.get(key, set())
+            report.drift.extend(picklist.drift(actual))
         return report
+
+    def _failing(self, count: int) -> set[int]:
+        """Indexes of a write batch to fail (every other one) when a test asked for it."""
+        if not self.world.fail_next_write:
+            return set()
+        self.world.fail_next_write = False
+        return set(range(0, count, 2))
+
+    def _refused(self, write: LeadWrite, why: str, field_name: str, code: str) -> WriteResult:
+        error = WriteRejected(
+            why, system=self.system_name(), record=write.email, field=field_name, code=code
+        )
+        return WriteResult(write.key, ok=False, error=error)
 
     def setup(self, *, dry_run: bool = False) -> SetupReport:
         return SetupReport(self.system_name(), existing=["crmbridge fields (memory)"])
@@ -272,21 +290,15 @@ class MemoryMarketing(_MemoryConnector):
     def write_outcomes(self, writes: Sequence[LeadWrite]) -> list[WriteResult]:
         self._call()
         results = []
-        for write in writes:
+        failing = self._failing(len(writes))
+        for i, write in enumerate(writes):
             record = self.side.records.get(write.native_id or "")
+            if i in failing:
+                results.append(self._refused(write, "record locked", "email", "LOCKED"))
+                continue
             if record is None or record.deleted:
-                results.append(
-                    WriteResult(
-                        write.key,
-                        ok=False,
-                        error=WriteRejected(
-                            f"contact {write.native_id} does not exist",
-                            system=self.system_name(),
-                            record=write.email,
-                            code="OBJECT_NOT_FOUND",
-                        ),
-                    )
-                )
+                why = f"contact {write.native_id} does not exist"
+                results.append(self._refused(write, why, "id", "OBJECT_NOT_FOUND"))
                 continue
             values = self.mapping.to_native(write.fields)
             if write.stage:
@@ -320,21 +332,11 @@ class MemorySales(_MemoryConnector):
     def push_leads(self, writes: Sequence[LeadWrite]) -> list[WriteResult]:
         self._call()
         results = []
-        for write in writes:
-            if write.email in self.world.fail_emails:
-                results.append(
-                    WriteResult(
-                        write.key,
-                        ok=False,
-                        error=WriteRejected(
-                            "Company: required field missing",
-                            system=self.system_name(),
-                            record=write.email,
-                            field="Company",
-                            code="REQUIRED_FIELD_MISSING",
-                        ),
-                    )
-                )
+        failing = self._failing(len(writes))
+        for i, write in enumerate(writes):
+            if write.email in self.world.fail_emails or i in failing:
+                why = "Required fields are missing: [Company]"
+                results.append(self._refused(write, why, "Company", "REQUIRED_FIELD_MISSING"))
                 continue
             record = self.side.by("CrmBridge_Id__c", write.crmbridge_id) or (
                 self.side.records.get(write.native_id or "")
