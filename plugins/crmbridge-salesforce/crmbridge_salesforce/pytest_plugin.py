@@ -21,7 +21,7 @@ import pytest
 
 if TYPE_CHECKING:
     import requests
-    from simple_salesforce import Salesforce
+    from simple_salesforce.api import Salesforce
 
     from crmbridge.testing.sandbox import CallLog, SandboxControl, SandboxServer
     from crmbridge_salesforce.sandbox import SalesforceEmulator
@@ -75,9 +75,9 @@ class SalesforceSandbox:
         ``privatekey`` for JWT, ``session_id``/``instance_url`` for direct access); ``session``
         and ``version`` default to this sandbox's.
         """
-        from simple_salesforce import Salesforce
+        from simple_salesforce.api import Salesforce
 
-        arguments = dict(auth) if auth else self.credentials()
+        arguments: dict[str, Any] = dict(auth) if auth else dict(self.credentials())
         arguments.setdefault("session", self.session())
         arguments.setdefault("version", self.emulator.config.api_version)
         return Salesforce(**arguments)

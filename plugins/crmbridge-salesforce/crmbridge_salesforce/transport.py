@@ -11,13 +11,12 @@ call would otherwise hang a sync forever.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
-Timeout = float | tuple[float, float] | tuple[float, None]
+Timeout = float | tuple[float | None, float | None]
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 60.0)
 
 
@@ -39,14 +38,14 @@ class SandboxAdapter(HTTPAdapter):
         parts = urlsplit(url)
         return urlunsplit((self.scheme, self.netloc, self.prefix + parts.path, parts.query, ""))
 
-    def send(  # type: ignore[override]
+    def send(
         self,
         request: requests.PreparedRequest,
         stream: bool = False,
         timeout: Timeout | None = None,
         verify: bool | str = True,
         cert: str | tuple[str, str] | None = None,
-        proxies: Mapping[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
     ) -> requests.Response:
         original = request.url or ""
         request.url = self.rewrite(original)

@@ -241,8 +241,8 @@ def test_invalid_login_fault_shape(salesforce_sandbox: SalesforceSandbox) -> Non
     )
     assert answer.status_code == 500
     dom = xml.dom.minidom.parseString(answer.content)
-    assert dom.getElementsByTagName("faultcode")[0].firstChild.data == "sf:INVALID_LOGIN"  # type: ignore[union-attr]
-    assert dom.getElementsByTagName("sf:exceptionCode")[0].firstChild.data == "INVALID_LOGIN"  # type: ignore[union-attr]
+    assert dom.getElementsByTagName("faultcode")[0].firstChild.data == "sf:INVALID_LOGIN"
+    assert dom.getElementsByTagName("sf:exceptionCode")[0].firstChild.data == "INVALID_LOGIN"
 
 
 def test_oauth_token_response_has_the_fixture_keys(salesforce_sandbox: SalesforceSandbox) -> None:

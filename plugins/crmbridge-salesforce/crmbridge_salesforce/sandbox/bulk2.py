@@ -258,15 +258,17 @@ class Bulk2Api:
         if not text.strip():
             raise ApiError(400, "INVALIDJOB", "InvalidBatch : Empty CSV file")
         job.uploads.append(text)
-        self._mark_locked(call, job, text)
+        rows = len(_rows(job, text)[1])
+        Emulator.count_records(call.request, records_in=rows)
+        self._mark_locked(call, job, rows)
         return web.Response(status=201)
 
-    def _mark_locked(self, call: RestCall, job: IngestJob, text: str) -> None:
+    def _mark_locked(self, call: RestCall, job: IngestJob, rows: int) -> None:
+        """Fail some rows of the latest upload when a PARTIAL fault fired on it."""
         fault = Emulator.fault_of(call.request)
         if fault is None or fault.kind is not FaultKind.PARTIAL:
             return
         before = sum(len(_rows(job, upload)[1]) for upload in job.uploads[:-1])
-        rows = len(_rows(job, text)[1])
         job.locked_rows |= {before + i for i in fault.failed_indexes(rows)}
         job.lock_code = fault.rule.code or "UNABLE_TO_LOCK_ROW"
 
@@ -282,7 +284,9 @@ class Bulk2Api:
         elif state == "Aborted":
             self._abort(job)
             for upload in job.uploads:
-                job.unprocessed.extend(_rows(job, upload)[1])
+                header, rows = _rows(job, upload)
+                job.header = job.header or header
+                job.unprocessed.extend(rows)
         else:
             raise ApiError(400, "INVALIDJOB", f"InvalidJob : cannot set state to {state}")
         return web.json_response(job.info(call.version))
