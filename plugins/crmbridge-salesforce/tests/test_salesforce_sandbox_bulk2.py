@@ -114,6 +114,30 @@ def test_upsert_50k_leads_updates_creates_and_reports_failures(
     assert sf.query("SELECT COUNT() FROM Lead")["totalSize"] == N - 1
 
 
+def test_update_by_id_clears_with_na_and_keeps_empty_cells(
+    salesforce_sandbox: SalesforceSandbox,
+) -> None:
+    ids = salesforce_sandbox.control.control(
+        "seed_records", object="Lead", records=_leads(3), validate=False
+    )["ids"]
+    rows = [
+        {"Id": ids[0], "Title": "Updated", "Email": ""},
+        {"Id": ids[1], "Title": "#N/A", "Email": "#N/A"},
+        {"Id": "00QDn00000000zzAAA", "Title": "Nobody", "Email": ""},
+        {"Id": ids[2], "Title": "", "Email": "not-an-email"},
+    ]
+    sf = salesforce_sandbox.sf
+    [job] = sf.bulk2.Lead.update(records=rows, wait=0.1)
+    assert (job["numberRecordsProcessed"], job["numberRecordsFailed"]) == (4, 2)
+    errors = [
+        r["sf__Error"].split(":")[0] for r in _rows(sf.bulk2.Lead.get_failed_records(job["job_id"]))
+    ]
+    assert errors == ["MALFORMED_ID", "INVALID_EMAIL_ADDRESS"]
+    first, second = sf.Lead.get(ids[0]), sf.Lead.get(ids[1])
+    assert (first["Title"], first["Email"]) == ("Updated", "bulk0@bulk.example")
+    assert (second["Title"], second["Email"]) == (None, None)
+
+
 def test_delete_hard_delete_and_query_all(salesforce_sandbox: SalesforceSandbox) -> None:
     sf = salesforce_sandbox.sf
     ids = salesforce_sandbox.control.control(

@@ -60,14 +60,24 @@ def test_batch_size_header_is_honoured_and_bounded(salesforce_sandbox: Salesforc
 
 
 def test_query_all_sees_deleted_records(salesforce_sandbox: SalesforceSandbox) -> None:
-    keep, gone = _seed(salesforce_sandbox, _leads(2))
+    keep, gone, *more = _seed(salesforce_sandbox, _leads(250))
     sf = salesforce_sandbox.sf
+    for lead_id in more:
+        sf.Lead.delete(lead_id)
+    small = {"Sforce-Query-Options": "batchSize=200"}
+    first = sf.query("SELECT Id FROM Lead", include_deleted=True, headers=small)
+    assert first["nextRecordsUrl"].startswith("/services/data/v59.0/query/01g")
+    assert (
+        len(sf.query_all("SELECT Id FROM Lead", include_deleted=True, headers=small)["records"])
+        == 250
+    )
+    sf.bulk2.Lead.hard_delete(records=[{"Id": i} for i in more], wait=0.1)
     assert sf.Lead.delete(gone) == 204
     live = sf.query_all("SELECT Id FROM Lead")["records"]
     assert [r["Id"] for r in live] == [keep]
     every = sf.query_all("SELECT Id, IsDeleted FROM Lead ORDER BY Id", include_deleted=True)
     assert [(r["Id"], r["IsDeleted"]) for r in every["records"]] == [(keep, False), (gone, True)]
-    assert salesforce_sandbox.calls().count("GET queryAll") == 1
+    assert salesforce_sandbox.calls().count("GET queryAll") == 3
 
 
 def test_parent_fields_of_users_queues_and_conversions(

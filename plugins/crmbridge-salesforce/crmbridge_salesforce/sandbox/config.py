@@ -52,7 +52,25 @@ class UserSpec:
 
 @dataclass(frozen=True)
 class SandboxConfig:
-    """The Salesforce emulator's options (see the plugin README for each one)."""
+    """The Salesforce emulator's options.
+
+    - ``api_version``: the version logins answer with (``"59.0"``); paths accept any ``vXX.X``.
+    - ``clients``: connected apps, consumer key → consumer secret.
+    - ``users``: username → ``{password, security_token, name, email, active}``; by default an
+      integration user and four sales reps (password ``sandbox-password``, token
+      ``SANDBOXTOKEN``). ``integration_user`` is who client-credentials logins run as.
+    - ``queues``: lead queues (Groups of Type Queue) leads may be owned by.
+    - ``jwt_public_key``: the PEM key that JWT bearer assertions must be signed for.
+    - ``daily_api_limit``: API requests per 24 hours before 403 ``REQUEST_LIMIT_EXCEEDED``.
+    - ``duplicate_rule_on_email``: refuse a second live Lead with the same email.
+    - ``picklists``: ``{"Lead.Status": [...]}`` to start with other picklist values (drift).
+    - ``lead_custom_fields``: whether crmbridge's Lead fields exist (``True``/``False``, or a
+      list of the ones that do).
+    - ``session_ttl_seconds``: idle time after which a session expires (sandbox clock).
+    - ``query_batch_size``: records per query page unless ``Sforce-Query-Options`` says.
+    - ``bulk_job_delay_seconds``: how long a Bulk API 2.0 job runs before it completes.
+    - ``instance_url``: the My Domain URL logins hand out (any host; the transport rewrites it).
+    """
 
     api_version: str = "59.0"
     clients: Mapping[str, str] = field(

@@ -320,7 +320,6 @@ class Cursor:
     locator: str
     token: str
     user_id: str
-    endpoint: str
     prepared: PreparedQuery
     ids: list[str]
     batch: int
@@ -357,9 +356,8 @@ class QueryApi:
         self.last_plan = plan
         if prepared.query.count:
             return web.json_response({"totalSize": len(records), "done": True, "records": []})
-        endpoint = "queryAll" if include_deleted else "query"
         batch = self._batch(call, self.default_batch)
-        return self._page(call, endpoint, prepared, [r["Id"] for r in records], 0, batch, None)
+        return self._page(call, prepared, [r["Id"] for r in records], 0, batch, None)
 
     async def more(self, call: RestCall, locator: str, *, include_deleted: bool) -> web.Response:
         """The next page of an open cursor; ``locator`` is ``<cursor id>-<offset>``."""
@@ -379,14 +377,11 @@ class QueryApi:
             raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         cursor.last_used = now
         batch = self._batch(call, cursor.batch)
-        return self._page(
-            call, cursor.endpoint, cursor.prepared, cursor.ids, int(offset_text), batch, cursor
-        )
+        return self._page(call, cursor.prepared, cursor.ids, int(offset_text), batch, cursor)
 
     def _page(
         self,
         call: RestCall,
-        endpoint: str,
         prepared: PreparedQuery,
         ids: list[str],
         offset: int,
@@ -403,17 +398,16 @@ class QueryApi:
         body: dict[str, Any] = {"totalSize": len(ids), "done": offset + batch >= len(ids)}
         if not body["done"]:
             if cursor is None:
-                cursor = self._open(call, endpoint, prepared, ids, batch)
-            body["nextRecordsUrl"] = f"{call.base}/{endpoint}/{cursor.locator}-{offset + batch}"
+                cursor = self._open(call, prepared, ids, batch)
+            # Salesforce answers queryAll's next page under query/ too (both paths serve it).
+            body["nextRecordsUrl"] = f"{call.base}/query/{cursor.locator}-{offset + batch}"
         elif cursor is not None:
             self.cursors.pop(cursor.locator, None)
         body["records"] = page
         Emulator.count_records(call.request, records_out=len(page))
         return web.json_response(body)
 
-    def _open(
-        self, call: RestCall, endpoint: str, prepared: PreparedQuery, ids: list[str], batch: int
-    ) -> Cursor:
+    def _open(self, call: RestCall, prepared: PreparedQuery, ids: list[str], batch: int) -> Cursor:
         mine = sorted(
             (c for c in self.cursors.values() if c.user_id == call.user_id),
             key=lambda c: c.last_used,
@@ -425,7 +419,6 @@ class QueryApi:
             locator=self.org.ids.next("01g"),
             token=call.session.token,
             user_id=call.user_id,
-            endpoint=endpoint,
             prepared=prepared,
             ids=ids,
             batch=batch,
