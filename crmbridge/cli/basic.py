@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from crmbridge.app import CrmBridge, default_definition_path
@@ -47,12 +48,17 @@ def plugins(
     table = Table("plugin", "kind", "version", "hooks", "connectors", "sandboxes")
     for i in infos:
         table.add_row(
-            i.name,
-            i.kind,
-            i.version,
-            "\n".join(i.hooks),
-            ", ".join(i.connectors),
-            ", ".join(i.sandboxes),
+            *map(
+                escape,
+                (
+                    i.name,
+                    i.kind,
+                    i.version,
+                    "\n".join(i.hooks),
+                    ", ".join(i.connectors),
+                    ", ".join(i.sandboxes),
+                ),
+            )
         )
     console.print(table)
 
@@ -75,14 +81,15 @@ def check(
     b = bridge(ctx, definition=definition)
     d = b.definition
     console.print(
-        f"[green]✓[/] lead definition {b.settings.definition} (version {d.version}, hash "
+        f"[green]✓[/] lead definition {escape(str(b.settings.definition))} (version "
+        f"{escape(d.version)}, hash "
         f"{d.content_hash}): {len(d.stages)} stages, {len(d.fields)} fields, "
         f"{len(d.fit_rules) + len(d.engagement_rules)} scoring rules, systems "
-        f"{', '.join(d.systems)}",
+        f"{escape(', '.join(d.systems))}",
         highlight=False,
     )
     names = [p.name for p in plugin_infos(b.pm)]
-    console.print(f"[green]✓[/] plugins: {', '.join(names)}", highlight=False)
+    console.print(f"[green]✓[/] plugins: {escape(', '.join(names))}", highlight=False)
     failed = warned = False
     if not offline:
         for role, name in (
@@ -100,11 +107,13 @@ def check(
 
 def _check_connector(b: CrmBridge, role: str, name: str) -> tuple[str, CheckReport | None]:
     if name not in b.connector_classes:
-        console.print(f"[red]✗[/] {role} connector {name!r} is not installed", highlight=False)
+        console.print(
+            f"[red]✗[/] {role} connector {escape(repr(name))} is not installed", highlight=False
+        )
         return "error", None
     if not b.connector_configured(name):
         console.print(
-            f"[yellow]![/] {role} connector {name!r} is not configured (no CRMBRIDGE_"
+            f"[yellow]![/] {role} connector {escape(repr(name))} is not configured (no CRMBRIDGE_"
             f"{name.upper()}__* settings); skipped",
             highlight=False,
         )
@@ -113,7 +122,10 @@ def _check_connector(b: CrmBridge, role: str, name: str) -> tuple[str, CheckRepo
         with b.connector(name) as connector:
             report = connector.check()
     except CrmBridgeError as exc:
-        console.print(f"[red]✗[/] {role} connector {name!r}: {exc}", highlight=False)
+        console.print(
+            f"[red]✗[/] {role} connector {escape(repr(name))}: {escape(str(exc))}",
+            highlight=False,
+        )
         return "error", None
     return ("ok" if report.ok else "error"), report
 
@@ -121,15 +133,20 @@ def _check_connector(b: CrmBridge, role: str, name: str) -> tuple[str, CheckRepo
 def _print_report(report: CheckReport) -> None:
     marks = {"ok": "[green]✓[/]", "warning": "[yellow]![/]", "error": "[red]✗[/]"}
     for item in report.items:
-        fix = f" — {item.fix}" if item.fix else ""
+        fix = f" — {escape(item.fix)}" if item.fix else ""
         console.print(
-            f"{marks.get(item.level, '?')} {report.system}: {item.subject}: {item.message}{fix}",
+            f"{marks.get(item.level, '?')} {escape(report.system)}: {escape(item.subject)}: "
+            f"{escape(item.message)}{fix}",
             highlight=False,
         )
     for drift in report.drift:
-        console.print(f"[red]✗[/] {report.system}: drift: {drift.message}", highlight=False)
+        console.print(
+            f"[red]✗[/] {escape(report.system)}: drift: {escape(drift.message)}", highlight=False
+        )
     if report.ok:
-        console.print(f"[green]✓[/] {report.system}: matches the lead definition", highlight=False)
+        console.print(
+            f"[green]✓[/] {escape(report.system)}: matches the lead definition", highlight=False
+        )
 
 
 @app.command()
@@ -149,13 +166,15 @@ def setup(
             report = connector.setup(dry_run=dry_run)
         verb = "would create" if dry_run else "created"
         for item in report.created:
-            console.print(f"[green]+[/] {name}: {verb} {item}", highlight=False)
+            console.print(f"[green]+[/] {escape(name)}: {verb} {escape(item)}", highlight=False)
         for item in report.existing:
-            console.print(f"[dim]=[/] {name}: {item} exists", highlight=False)
+            console.print(f"[dim]=[/] {escape(name)}: {escape(item)} exists", highlight=False)
         for item in report.manual:
-            console.print(f"[yellow]![/] {name}: an admin must add {item}", highlight=False)
+            console.print(
+                f"[yellow]![/] {escape(name)}: an admin must add {escape(item)}", highlight=False
+            )
         if not report.changed:
-            console.print(f"{name}: nothing to change", highlight=False)
+            console.print(f"{name}: nothing to change", highlight=False, markup=False)
 
 
 STARTER_ENV = """\
@@ -213,10 +232,13 @@ def init(
         encoding="utf-8",
     )
     os.chmod(env_path, 0o600)
-    console.print(f"wrote {env_path} (mode 600) and {definition_path}", highlight=False)
+    console.print(
+        f"wrote {env_path} (mode 600) and {definition_path}", highlight=False, markup=False
+    )
     console.print(
         f"next: fill in the secrets, then run: crmbridge --env-file {env_path} check",
         highlight=False,
+        markup=False,
     )
 
 
@@ -239,7 +261,7 @@ def config_show(
         return
     table = Table("setting", "value", "from")
     for r in rows:
-        table.add_row(r.key, r.value, r.source)
+        table.add_row(escape(r.key), escape(r.value), escape(r.source))
     console.print(table)
 
 
@@ -257,7 +279,11 @@ def db_upgrade(ctx: typer.Context) -> None:
     after = current_revision(engine)
     where = settings.database_url_display
     if before == after:
-        console.print(f"{where}: schema is current ({after})", highlight=False)
+        console.print(f"{where}: schema is current ({after})", highlight=False, markup=False)
     else:
-        console.print(f"{where}: schema upgraded {before or 'empty'} → {after}", highlight=False)
+        console.print(
+            f"{where}: schema upgraded {before or 'empty'} → {after}",
+            highlight=False,
+            markup=False,
+        )
     engine.dispose()
