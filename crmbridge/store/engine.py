@@ -11,6 +11,9 @@ from sqlalchemy.pool import StaticPool
 
 from crmbridge.errors import ConfigurationError
 
+WRITE_OPTION = "crmbridge_write"
+"""Execution option marking a connection's transactions as writes (``BEGIN IMMEDIATE``)."""
+
 
 def create_store_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url``, tuned for crmbridge's access pattern.
@@ -59,4 +62,7 @@ def _tune_sqlite(engine: Engine, memory: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front (no deadlock on a read-to-write upgrade); readers
+        # begin deferred, so WAL lets them read while a writer writes.
+        immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

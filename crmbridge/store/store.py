@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from crmbridge.errors import PipelineHeld
 from crmbridge.store import tables as t
-from crmbridge.store.engine import create_store_engine
+from crmbridge.store.engine import WRITE_OPTION, create_store_engine
 from crmbridge.store.lifecycle import LifecycleQueries, chunks, jsonable
 from crmbridge.store.records import JourneyEvent, LeaseInfo, QuarantinedRecord, RunRecord
 
@@ -147,8 +147,10 @@ class Store(LifecycleQueries):
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
-        with self.engine.begin() as conn:
-            yield conn
+        with self.engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
 
     def _insert(self, table: Any) -> Any:
         if self.dialect == "postgresql":

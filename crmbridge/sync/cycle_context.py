@@ -64,6 +64,11 @@ class Cycle:
     def now(self) -> datetime:
         return self.clock()
 
+    @property
+    def engagement_fields(self) -> frozenset[str]:
+        """The fields the definition's engagement rules read (new activity shows there)."""
+        return frozenset(rule.field for rule in self.definition.engagement_rules)
+
     def journal(self) -> Journal:
         return Journal(run_id=self.run_id, stamp=self.definition.stamp)
 

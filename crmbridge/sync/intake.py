@@ -225,7 +225,7 @@ def _take_in(
                     "why": pick.evaluation.why,
                     "definition_version": cy.definition.version,
                     "definition_hash": cy.definition.content_hash,
-                    "engaged_at": _engaged_at(stored, pick.evaluation, now),
+                    "engaged_at": _engaged_at(cy, stored, pick.lead, pick.evaluation, now),
                     "marketing_dirty": bool(stored and stored.marketing_dirty)
                     or pick.evaluation.marketing_dirty,
                     "sales_dirty": bool(stored and stored.sales_dirty) or sales_dirty,
@@ -362,7 +362,7 @@ def evaluate(
     history = RecycleHistory(
         recycles=stored.recycles if stored else 0,
         last_recycled_at=stored.last_recycled_at if stored else None,
-        engaged_since=_engaged_since(stored, card),
+        engaged_since=_engaged_since(cy, stored, lead, now),
     )
     evaluation = Evaluation(stage=current, card=card, qualification=qualification, why="")
     if system_stage is not None and not echo:
@@ -447,19 +447,29 @@ def _qualification_applies(cy: Cycle, current: str | None, target: str) -> bool:
     return cy.definition.is_forward(current, target)
 
 
-def _engaged_since(stored: LeadRow | None, card: ScoreCard) -> bool:
+def _engaged_since(cy: Cycle, stored: LeadRow | None, lead: Lead, now: datetime) -> bool:
+    """Whether the lead engaged after it was last recycled (this change included)."""
     if stored is None or stored.last_recycled_at is None:
         return False
     if stored.engaged_at is not None and stored.engaged_at > stored.last_recycled_at:
         return True
-    return card.engagement > (stored.engagement or 0)
+    return _engaged_at(cy, stored, lead, Evaluation(None, ScoreCard(0, 0), None, ""), now) == now
 
 
-def _engaged_at(stored: LeadRow | None, evaluation: Evaluation, now: datetime) -> datetime | None:
+def _engaged_at(
+    cy: Cycle, stored: LeadRow | None, lead: Lead, evaluation: Evaluation, now: datetime
+) -> datetime | None:
+    """When the lead last showed new engagement: a field an engagement rule reads went up (or
+    changed), whether or not its points were already capped."""
     if stored is None:
         return now if evaluation.card.engagement > 0 else None
-    if evaluation.card.engagement > (stored.engagement or 0):
-        return now
+    for name in cy.engagement_fields:
+        new, old = lead.fields.get(name), stored.fields.get(name)
+        if new is None or new == old:
+            continue
+        numeric = isinstance(new, int | float) and isinstance(old, int | float)
+        if not numeric or new > old:
+            return now
     return stored.engaged_at
 
 

@@ -106,6 +106,7 @@ class TestMemorySales(ConnectorConformance):
 
 
 def test_default_definition_is_the_example_config() -> None:
-    assert default_definition_path().read_text() == (
-        Path(__file__).parents[2] / "configs" / "lead-definition.toml"
-    ).read_text()
+    assert (
+        default_definition_path().read_text()
+        == (Path(__file__).parents[2] / "configs" / "lead-definition.toml").read_text()
+    )
