@@ -304,6 +304,8 @@ class Org:
         if options.system:
             record.setdefault("CreatedById", user_id)
         record_id = record.get("Id") or self.ids.next_for(obj.name)
+        if "Id" in values:
+            record_id = self._seeded_id(obj, str(record_id))
         record["Id"] = record_id
         self._derive(obj, record, values)
         if options.validate:
@@ -430,6 +432,19 @@ class Org:
             raise
         finally:
             self._undo = None
+
+    def _seeded_id(self, obj: ObjectDef, record_id: str) -> str:
+        """An id a seed brings along: well formed, of this object, not taken."""
+        canonical = canonical_id(record_id)
+        if canonical is None or object_of_id(canonical) != obj.name:
+            raise RecordError("MALFORMED_ID", f"{obj.label} ID: id value of incorrect type: "
+                              f"{record_id}", ["Id"])  # fmt: skip
+        if canonical in self.stores[obj.name].records:
+            raise RecordError(
+                "DUPLICATE_VALUE", f"duplicate value found: Id duplicates value on record with "
+                f"id: {canonical}", ["Id"],
+            )  # fmt: skip
+        return canonical
 
     def _writable_object(self, name: str) -> ObjectDef:
         obj = self.schema.object(name)

@@ -103,13 +103,13 @@ def from_json(type_: str, value: Any) -> Any:
     """A JSON body's value as the canonical value of a field of ``type_`` (``None`` stays null)."""
     if value is None:
         return False if type_ == "boolean" else None
-    if type(value) is str and type_ in _TEXTUAL:
-        return value
     if type_ in _TEXTUAL:
+        if isinstance(value, str):
+            return value
         if isinstance(value, bool):
             return "true" if value else "false"
-        if isinstance(value, (str, int, float)):
-            return value if isinstance(value, str) else str(value)
+        if isinstance(value, (int, float)):
+            return str(value)
         raise ValueTypeError(f"Cannot deserialize instance of string from {_json_kind(value)}")
     if type_ == "boolean":
         if isinstance(value, bool):
@@ -126,7 +126,7 @@ def from_json(type_: str, value: Any) -> Any:
 
 def from_csv(type_: str, text: str) -> Any:
     """A Bulk CSV cell as a canonical value (the caller handles empty cells and ``#N/A``)."""
-    if type_ in TEXT_TYPES or type_ in ID_TYPES:
+    if type_ in _TEXTUAL:
         return text
     if type_ == "boolean":
         lowered = text.strip().lower()
