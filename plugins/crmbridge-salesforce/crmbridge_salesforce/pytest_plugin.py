@@ -4,7 +4,13 @@
 over a :class:`SalesforceSandbox`: its server and URL, the emulator itself, a control client, the
 call log, and a simple-salesforce client already logged in (OAuth client credentials through
 :func:`~crmbridge_salesforce.transport.sandbox_session`). ``salesforce_sandbox_factory`` starts
-emulators with options (``factory(daily_api_limit=50)``) and stops them all after the test.
+emulators with options (``factory(daily_api_limit=50)``) and stops them all after the test;
+``@pytest.mark.salesforce_sandbox(**options)`` gives ``salesforce_sandbox`` options too::
+
+    @pytest.mark.salesforce_sandbox(duplicate_rule_on_email=True)
+    def test_it(salesforce_sandbox):
+        salesforce_sandbox.control.control("seed_demo", count=200)
+        leads = salesforce_sandbox.sf.query_all("SELECT Id, Email FROM Lead")["records"]
 
 Heavy imports wait for a fixture to be used, so merely having the plugin installed costs a test
 session nothing.
@@ -23,10 +29,11 @@ if TYPE_CHECKING:
     import requests
     from simple_salesforce.api import Salesforce
 
-    from crmbridge.testing.sandbox import CallLog, SandboxControl, SandboxServer
+    from crmbridge.testing.sandbox import CallLog, FaultRule, SandboxControl, SandboxServer
     from crmbridge_salesforce.sandbox import SalesforceEmulator
 
 SANDBOX_DOMAIN = "crmbridge-sandbox.my"
+MARKER = "salesforce_sandbox"
 
 
 class SalesforceSandbox:
@@ -54,8 +61,21 @@ class SalesforceSandbox:
         return self.server.control
 
     def calls(self, since: int = 0) -> CallLog:
-        """The calls the emulator answered (after call number ``since``)."""
-        return self.server.control.calls(since)
+        """The calls the emulator answered (after call number ``since``); control calls are not
+        in it."""
+        from crmbridge.testing.sandbox import CallLog
+
+        log = CallLog()
+        log.extend(c for c in self.server.call_log if c.n > since)
+        return log
+
+    def set_faults(self, rules: list[FaultRule] | list[dict[str, Any]], seed: int = 0) -> None:
+        """Inject faults (see :class:`crmbridge.testing.sandbox.FaultRule`)."""
+        self.control.set_faults(rules, seed)
+
+    def env(self) -> dict[str, str]:
+        """Env entries pointing the Salesforce connector at this sandbox."""
+        return self.emulator.env(self.url)
 
     def session(self, timeout: float | tuple[float, float] = (5.0, 60.0)) -> requests.Session:
         """A ``requests`` session whose HTTPS calls reach this emulator."""
@@ -95,6 +115,14 @@ def _start(options: Mapping[str, Any] | None, state_path: str | os.PathLike[str]
     return SandboxServer(SalesforceEmulator(options), state_path=state_path).start()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``salesforce_sandbox`` marker (pytest runs with ``--strict-markers``)."""
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(**options): Salesforce emulator options for the salesforce_sandbox fixture",
+    )
+
+
 @pytest.fixture
 def salesforce_sandbox_factory() -> Iterator[Callable[..., SalesforceSandbox]]:
     """Start Salesforce emulators: ``factory(options=None, *, state_path=None, **options)``.
@@ -120,7 +148,10 @@ def salesforce_sandbox_factory() -> Iterator[Callable[..., SalesforceSandbox]]:
 
 @pytest.fixture
 def salesforce_sandbox(
+    request: pytest.FixtureRequest,
     salesforce_sandbox_factory: Callable[..., SalesforceSandbox],
 ) -> SalesforceSandbox:
-    """A Salesforce emulator with default options, for one test."""
-    return salesforce_sandbox_factory()
+    """A Salesforce emulator for one test (options from ``@pytest.mark.salesforce_sandbox``)."""
+    marker = request.node.get_closest_marker(MARKER)
+    options = dict(marker.kwargs) if marker is not None else {}
+    return salesforce_sandbox_factory(options)

@@ -53,6 +53,12 @@ def test_the_spent_budget_refuses_calls_with_403(
     assert sf.api_usage["api-usage"].used == 1
 
 
+@pytest.mark.salesforce_sandbox(daily_api_limit=1000)
+def test_the_marker_gives_the_fixture_options(salesforce_sandbox: SalesforceSandbox) -> None:
+    assert salesforce_sandbox.sf.limits()["DailyApiRequests"] == {"Max": 1000, "Remaining": 999}
+    assert salesforce_sandbox.env()["CRMBRIDGE_SALESFORCE__CONSUMER_KEY"] == "crmbridge-sandbox-key"
+
+
 def test_set_api_usage(salesforce_sandbox: SalesforceSandbox) -> None:
     assert salesforce_sandbox.control.control("set_api_usage", used=99_998) == {
         "used": 99_998,
@@ -70,7 +76,7 @@ def test_set_api_usage(salesforce_sandbox: SalesforceSandbox) -> None:
 
 def test_injected_503_answers_salesforce_error_array(salesforce_sandbox: SalesforceSandbox) -> None:
     sf = salesforce_sandbox.sf
-    salesforce_sandbox.control.set_faults(
+    salesforce_sandbox.set_faults(
         [FaultRule(kind=FaultKind.STATUS, status=503, on_calls=(1,), path="/query")]
     )
     with pytest.raises(SalesforceGeneralError) as unavailable:
