@@ -71,6 +71,10 @@ class CrmBridge:
         self._definition = fresh
         return fresh
 
+    def use_definition(self, definition: LeadDefinition) -> None:
+        """Use ``definition`` from now on (connectors made from now on map through it)."""
+        self._definition = definition
+
     @property
     def pm(self) -> PluginManager:
         if self._pm is None:

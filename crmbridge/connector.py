@@ -357,6 +357,14 @@ class Connector(abc.ABC):
         """
         raise NotImplementedError(f"{self.name} cannot backfill")
 
+    def fetch(self, native_ids: Sequence[str]) -> list[Change]:
+        """The records with these ids, read now, as changes (retrying quarantined records)."""
+        raise NotImplementedError(f"{self.name} cannot fetch records by id")
+
+    def count_range(self, since: datetime, until: datetime | None) -> int | None:
+        """How many records :meth:`pull_range` would read, if the system can say cheaply."""
+        return None
+
     def write_outcomes(self, writes: Sequence[LeadWrite]) -> list[WriteResult]:
         """Write sales' verdicts back (stage, status, crmbridge's fields) to existing records."""
         raise NotImplementedError(f"{self.name} cannot receive outcomes")

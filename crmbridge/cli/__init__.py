@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crmbridge.cli import basic
+from crmbridge.cli import basic, inspect, operate
 from crmbridge.cli.app import app, main
 
-__all__ = ["app", "basic", "main"]
+__all__ = ["app", "basic", "inspect", "main", "operate"]

@@ -24,6 +24,7 @@ from datetime import timedelta
 from crmbridge.app import CrmBridge
 from crmbridge.connector import Connector, Cursor
 from crmbridge.context import RunCounts
+from crmbridge.definition import LeadDefinition
 from crmbridge.errors import CrmBridgeError, PipelineHeld, QuotaExhausted
 from crmbridge.logs import fields as log_fields
 from crmbridge.store import Store
@@ -37,6 +38,28 @@ from crmbridge.sync.pipeline import Pipeline
 from crmbridge.sync.plan import Plan
 from crmbridge.sync.sla import sla_step
 from crmbridge.sync.writeback import writeback_step
+
+
+def retry_quarantined(cy: Cycle) -> None:
+    """Read again the marketing records a person asked to retry (``crmbridge quarantine retry``)."""
+    entries = cy.store.quarantined(status="retry", pipeline=cy.pipeline)
+    ids = [q.native_id for q in entries if q.stage == "read" and q.system == cy.marketing_system]
+    if not ids:
+        return
+    try:
+        changes = cy.marketing.fetch(ids)
+    except NotImplementedError:
+        log.warning(
+            "%s cannot fetch records by id; %d quarantined record(s) are retried when they change",
+            cy.marketing.name,
+            len(ids),
+        )
+        return
+    from crmbridge.connector import ChangeBatch
+
+    position = cy.store.cursor(cy.pipeline, cy.marketing_system, "changes")
+    intake_batch(cy, ChangeBatch(changes, Cursor(position)))
+
 
 log = logging.getLogger("crmbridge.sync")
 
@@ -115,6 +138,12 @@ class PipelineRunner:
             if connector is not None:
                 connector.close()
         self._marketing = self._sales = None
+
+    def reset(self, *, definition: LeadDefinition | None = None) -> None:
+        """Drop the connectors (rebuilt at the next cycle), optionally with a new definition."""
+        if definition is not None:
+            self.bridge.use_definition(definition)
+        self.close()
 
     def run_cycle(
         self, *, dry_run: bool = False, stop: threading.Event | None = None
@@ -218,6 +247,7 @@ class PipelineRunner:
 def run_steps(cy: Cycle) -> None:
     """The steps of a cycle, in order (see the module docstring)."""
     cy.quota.check(cy.marketing)
+    retry_quarantined(cy)
     position = cy.store.cursor(cy.pipeline, cy.marketing_system, "changes")
     for batch in cy.marketing.pull_changes(Cursor(position)):
         cy.check_stop()

@@ -222,6 +222,13 @@ def _record(
             )
         done.append((row, result, route, due))
     ids = cy.store.insert_handoffs(conn, handoff_rows)
+    cy.store.resolve_quarantine(
+        conn,
+        pipeline=cy.pipeline,
+        system=cy.sales_system,
+        native_ids=[row.crmbridge_id for row, *_ in done],
+        stage="handoff",
+    )
     cy.store.upsert_links(conn, link_rows)
     cy.store.set_dirty(conn, [row.id for row, *_ in done], "marketing", True)
     for (row, result, route, due), handoff_id in zip(done, ids, strict=True):

@@ -46,8 +46,8 @@ class Evaluation:
     stage_changed: bool = False
 
 
-def intake_batch(cy: Cycle, batch: ChangeBatch) -> None:
-    """Take in one batch of marketing changes and commit its cursor with it."""
+def intake_batch(cy: Cycle, batch: ChangeBatch, stream: str = "changes") -> None:
+    """Take in one batch of marketing changes and commit its cursor (``stream``) with it."""
     latest: dict[str, Change] = {}
     for change in batch.changes:
         seen = latest.get(change.native_id)
@@ -70,9 +70,16 @@ def intake_batch(cy: Cycle, batch: ChangeBatch) -> None:
                     gone.append(row)
         cy.counts.valid += len(upserts)
         _take_in(cy, conn, upserts, links, journal)
+        cy.store.resolve_quarantine(
+            conn,
+            pipeline=cy.pipeline,
+            system=cy.marketing_system,
+            native_ids=[c.native_id for c, _ in upserts],
+            stage="read",
+        )
         cy.store.upsert_links(conn, gone)
         journal.flush(cy.store, conn)
-        cy.commit_cursor(conn, cy.marketing_system, "changes", batch.cursor.position)
+        cy.commit_cursor(conn, cy.marketing_system, stream, batch.cursor.position)
 
 
 def _prepare(cy: Cycle, conn: Connection, change: Change) -> Lead | None:

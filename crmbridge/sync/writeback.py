@@ -181,6 +181,13 @@ def _record(
             cy.store.mark_outcomes_written(conn, [row.id], now)
     if not cy.dry_run:
         cy.store.upsert_links(conn, link_rows)
+    cy.store.resolve_quarantine(
+        conn,
+        pipeline=cy.pipeline,
+        system=system,
+        native_ids=[str(r["native_id"]) for r in link_rows],
+        stage=f"{side} update",
+    )
     cy.store.set_dirty(conn, done, side, False)
 
 
