@@ -49,6 +49,7 @@ class SalesforceSandbox:
 
     @property
     def emulator(self) -> SalesforceEmulator:
+        """The emulator object itself, for reading its state in a test."""
         from crmbridge_salesforce.sandbox import SalesforceEmulator
 
         emulator = self.server.emulator

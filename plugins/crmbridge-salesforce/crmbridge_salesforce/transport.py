@@ -47,6 +47,7 @@ class SandboxAdapter(HTTPAdapter):
         cert: str | tuple[str, str] | None = None,
         proxies: dict[str, str] | None = None,
     ) -> requests.Response:
+        """Send ``request`` to the sandbox, with the default timeout unless one is given."""
         original = request.url or ""
         request.url = self.rewrite(original)
         request.headers["X-Forwarded-Host"] = urlsplit(original).netloc

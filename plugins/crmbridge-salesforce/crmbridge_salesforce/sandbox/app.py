@@ -77,6 +77,7 @@ class SalesforceEmulator(Emulator, SalesforceActions):
     # -- routes ----------------------------------------------------------------------------------
 
     def add_routes(self, app: web.Application) -> None:
+        """Serve the login endpoints and every REST and Bulk API 2.0 route."""
         self._app = app
         self.auth.add_routes(app)
         app.router.add_get("/services/data", self.versions)
@@ -148,15 +149,18 @@ class SalesforceEmulator(Emulator, SalesforceActions):
     # -- small resources -------------------------------------------------------------------------
 
     async def versions(self, _request: web.Request) -> web.Response:
+        """``GET /services/data``: the API versions (no login needed, as in Salesforce)."""
         return web.json_response(
             [{"label": label, "url": f"/services/data/v{v}", "version": v}
              for label, v in API_VERSIONS]
         )  # fmt: skip
 
     async def limits(self, call: RestCall) -> web.Response:
+        """``GET limits/``."""
         return web.json_response(self.budget.limits())
 
     async def unknown(self, call: RestCall) -> web.Response:
+        """Any other path under ``/services/data/vXX.X/``: 404 ``NOT_FOUND``."""
         raise not_found()
 
     # -- what the harness asks -------------------------------------------------------------------
@@ -164,6 +168,7 @@ class SalesforceEmulator(Emulator, SalesforceActions):
     def error_response(
         self, status: int, *, retry_after: float | None = None, code: str | None = None
     ) -> web.StreamResponse:
+        """An injected fault as Salesforce's error array (``Retry-After`` when asked)."""
         default_code, message = FAULT_ERRORS.get(status, ("UNKNOWN_EXCEPTION", "injected fault"))
         headers = {"Sforce-Limit-Info": self.budget.header()}
         if retry_after is not None:
@@ -171,6 +176,7 @@ class SalesforceEmulator(Emulator, SalesforceActions):
         return error_response(status, [error_entry(code or default_code, message)], headers=headers)
 
     def expire_sessions(self) -> None:
+        """End every session (the EXPIRE_SESSION fault)."""
         self.sessions.expire_all()
 
     def endpoint_of(self, request: web.Request) -> str:
@@ -192,6 +198,7 @@ class SalesforceEmulator(Emulator, SalesforceActions):
         return f"{request.method} {'/'.join(named)}"
 
     def env(self, base_url: str) -> dict[str, str]:
+        """Env entries for a Salesforce connector pointed at this sandbox."""
         key, secret = next(iter(self.config.clients.items()))
         return {
             "CRMBRIDGE_SALESFORCE__SANDBOX_URL": base_url,
@@ -202,6 +209,7 @@ class SalesforceEmulator(Emulator, SalesforceActions):
         }
 
     def snapshot(self) -> dict[str, Any]:
+        """The org, its schema changes, API usage and sessions, for the state file."""
         return {
             "format": 1,
             "schema": self.schema.changes(),
@@ -211,6 +219,7 @@ class SalesforceEmulator(Emulator, SalesforceActions):
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
+        """Load a :meth:`snapshot` (schema changes first: records follow the schema)."""
         self.schema.replay(data.get("schema", {}))
         self.org.restore(data.get("org", {}))
         self.budget.restore(dict(data.get("budget", {})))

@@ -53,6 +53,7 @@ class SessionStore:
         self._sessions: dict[str, Session] = {}
 
     def issue(self, user_id: str, username: str, flow: str) -> Session:
+        """A new session for ``user_id``, with a token shaped like Salesforce's."""
         body = "".join(secrets.choice(_TOKEN_CHARS) for _ in range(94))
         token = f"{self.org_id[:15]}!AQ{body}"
         session = Session(token, user_id, username, flow, self.clock.now().timestamp())
@@ -73,9 +74,6 @@ class SessionStore:
         session.last_used = now
         return session
 
-    def is_live(self, token: str) -> bool:
-        return token in self._sessions
-
     def expire_all(self) -> int:
         """End every session (the EXPIRE_SESSION fault, or a password reset)."""
         count = len(self._sessions)
@@ -83,9 +81,11 @@ class SessionStore:
         return count
 
     def snapshot(self) -> list[dict[str, Any]]:
+        """The live sessions, for the state file (a restart keeps clients logged in)."""
         return [asdict(s) for s in self._sessions.values()]
 
     def restore(self, data: list[Mapping[str, Any]]) -> None:
+        """Load sessions written by :meth:`snapshot`."""
         self._sessions = {s["token"]: Session(**s) for s in data}
 
 
@@ -99,6 +99,7 @@ class OAuthError(Exception):
         self.status = status
 
     def response(self) -> web.Response:
+        """The OAuth error body Salesforce answers."""
         return web.json_response(
             {"error": self.error, "error_description": self.description}, status=self.status
         )
@@ -123,12 +124,14 @@ class AuthApi:
         self.users = {u.username.lower(): u for u in config.users}
 
     def add_routes(self, app: web.Application) -> None:
+        """Serve ``/services/oauth2/token`` and ``/services/Soap/u/{version}``."""
         app.router.add_post("/services/oauth2/token", self.token)
         app.router.add_post(r"/services/Soap/u/{version:\d+\.\d+}", self.soap_login)
 
     # -- OAuth -----------------------------------------------------------------------------------
 
     async def token(self, request: web.Request) -> web.Response:
+        """``POST /services/oauth2/token``: client credentials, password or JWT bearer."""
         form = await request.post()
         fields = {k: str(v) for k, v in form.items()}
         try:
@@ -215,6 +218,7 @@ class AuthApi:
     # -- SOAP ------------------------------------------------------------------------------------
 
     async def soap_login(self, request: web.Request) -> web.Response:
+        """``POST /services/Soap/u/{version}``: the SOAP ``login()`` call."""
         version = request.match_info["version"]
         try:
             root = ET.fromstring(await request.text())

@@ -72,6 +72,7 @@ class Job:
     handle: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     def base_info(self) -> dict[str, Any]:
+        """The JobInfo keys every job answers with."""
         return {
             "id": self.id,
             "operation": self.operation,
@@ -88,6 +89,7 @@ class Job:
         }
 
     def write_csv(self, rows: list[list[str]]) -> str:
+        """``rows`` as CSV in the job's delimiter and line ending, every value quoted."""
         buffer = io.StringIO()
         writer = csv.writer(
             buffer,
@@ -101,6 +103,8 @@ class Job:
 
 @dataclass
 class IngestJob(Job):
+    """An insert, update, upsert, delete or hardDelete job and its row results."""
+
     external_id_field: str | None = None
     uploads: list[str] = field(default_factory=list)
     locked_rows: set[int] = field(default_factory=set)
@@ -111,6 +115,7 @@ class IngestJob(Job):
     unprocessed: list[list[str]] = field(default_factory=list)
 
     def info(self, version: str) -> dict[str, Any]:
+        """The ingest JobInfo, with counts once processed."""
         body = self.base_info()
         if self.external_id_field:
             body["externalIdFieldName"] = self.external_id_field
@@ -131,11 +136,14 @@ class IngestJob(Job):
 
 @dataclass
 class QueryJob(Job):
+    """A query or queryAll job and the ids it found."""
+
     query: str = ""
     prepared: PreparedQuery | None = None
     ids: list[str] = field(default_factory=list)
 
     def info(self, version: str) -> dict[str, Any]:
+        """The query JobInfo."""
         body = self.base_info()
         body.update(
             jobType="V2Query",
@@ -206,6 +214,7 @@ class Bulk2Api:
     # -- ingest ----------------------------------------------------------------------------------
 
     async def create_ingest(self, call: RestCall) -> web.Response:
+        """``POST jobs/ingest``: open an ingest job."""
         body = await call.json_object()
         operation = str(body.get("operation", ""))
         if operation not in INGEST_OPERATIONS:
@@ -242,15 +251,18 @@ class Bulk2Api:
         return job
 
     async def list_ingest(self, call: RestCall) -> web.Response:
+        """``GET jobs/ingest``."""
         records = [j.info(call.version) for j in self.ingest_jobs.values()]
         return web.json_response({"done": True, "records": records, "nextRecordsUrl": None})
 
     async def get_ingest(self, call: RestCall, job_id: str) -> web.Response:
+        """``GET jobs/ingest/{id}`` (a due job finishes first)."""
         job = self._ingest(job_id)
         self._due(job, self._run_ingest)
         return web.json_response(job.info(call.version))
 
     async def upload(self, call: RestCall, job_id: str) -> web.Response:
+        """``PUT jobs/ingest/{id}/batches``: add CSV to an open job (201)."""
         job = self._ingest(job_id)
         if job.state != "Open":
             raise _state_error(f"Job {job.id} is {job.state}; data can only be added while Open")
@@ -273,6 +285,7 @@ class Bulk2Api:
         job.lock_code = fault.rule.code or "UNABLE_TO_LOCK_ROW"
 
     async def patch_ingest(self, call: RestCall, job_id: str) -> web.Response:
+        """``PATCH jobs/ingest/{id}``: UploadComplete (the job runs after the delay) or Aborted."""
         job = self._ingest(job_id)
         state = (await call.json_object()).get("state")
         if state == "UploadComplete":
@@ -302,6 +315,7 @@ class Bulk2Api:
         job.modstamp = self.org.now()
 
     async def delete_ingest(self, call: RestCall, job_id: str) -> web.Response:
+        """``DELETE jobs/ingest/{id}`` of a finished job."""
         job = self._ingest(job_id)
         if job.state not in TERMINAL:
             raise _state_error(f"Job {job.id} is {job.state}; only finished jobs can be deleted")
@@ -309,6 +323,7 @@ class Bulk2Api:
         return web.Response(status=204)
 
     async def results(self, call: RestCall, job_id: str, kind: str) -> web.Response:
+        """``GET jobs/ingest/{id}/successfulResults|failedResults|unprocessedrecords``."""
         job = self._ingest(job_id)
         which = RESULT_KINDS.get(kind.lower())
         if which is None:
@@ -440,6 +455,7 @@ class Bulk2Api:
     # -- query -----------------------------------------------------------------------------------
 
     async def create_query(self, call: RestCall) -> web.Response:
+        """``POST jobs/query``: check the SOQL now, run it after the delay."""
         body = await call.json_object()
         operation = str(body.get("operation", "query"))
         if operation not in {"query", "queryAll"}:
@@ -482,15 +498,18 @@ class Bulk2Api:
         self._finish(job, started)
 
     async def list_query(self, call: RestCall) -> web.Response:
+        """``GET jobs/query``."""
         records = [j.info(call.version) for j in self.query_jobs.values()]
         return web.json_response({"done": True, "records": records, "nextRecordsUrl": None})
 
     async def get_query(self, call: RestCall, job_id: str) -> web.Response:
+        """``GET jobs/query/{id}`` (a due job finishes first)."""
         job = self._query(job_id)
         self._due(job, self._run_query)
         return web.json_response(job.info(call.version))
 
     async def patch_query(self, call: RestCall, job_id: str) -> web.Response:
+        """``PATCH jobs/query/{id}``: abort."""
         job = self._query(job_id)
         state = (await call.json_object()).get("state")
         if state != "Aborted":
@@ -499,6 +518,7 @@ class Bulk2Api:
         return web.json_response(job.info(call.version))
 
     async def delete_query(self, call: RestCall, job_id: str) -> web.Response:
+        """``DELETE jobs/query/{id}`` of a finished job."""
         job = self._query(job_id)
         if job.state not in TERMINAL:
             raise _state_error(f"Job {job.id} is {job.state}; only finished jobs can be deleted")
@@ -506,6 +526,7 @@ class Bulk2Api:
         return web.Response(status=204)
 
     async def query_results(self, call: RestCall, job_id: str) -> web.Response:
+        """``GET jobs/query/{id}/results?maxRecords&locator``: one CSV page."""
         job = self._query(job_id)
         self._due(job, self._run_query)
         if job.state != "JobComplete" or job.prepared is None:

@@ -123,6 +123,7 @@ class CompositeApi:
     # -- create, update, upsert ------------------------------------------------------------------
 
     async def create(self, call: RestCall) -> web.Response:
+        """``POST composite/sobjects``: create records of any types."""
         records, all_or_none = await self._records(call)
         options = save_options(call)
         operations: list[tuple[str | None, Operation]] = []
@@ -138,6 +139,7 @@ class CompositeApi:
         return self._run(call.request, operations, all_or_none)
 
     async def update(self, call: RestCall, object_name: str | None = None) -> web.Response:
+        """``PATCH composite/sobjects``: update records by their ``Id``."""
         expected = self._object(object_name) if object_name else None
         records, all_or_none = await self._records(call)
         options = save_options(call)
@@ -164,6 +166,7 @@ class CompositeApi:
         return self._run(call.request, operations, all_or_none)
 
     async def upsert(self, call: RestCall, object_name: str, field_name: str) -> web.Response:
+        """``PATCH composite/sobjects/{Object}/{ExternalIdField}``."""
         obj = self._object(object_name)
         key_field = obj.field(field_name)
         if key_field is None or not (key_field.external_id or key_field.name == "Id"):
@@ -227,6 +230,7 @@ class CompositeApi:
         return obj
 
     async def retrieve(self, call: RestCall, object_name: str) -> web.Response:
+        """``GET`` (or ``POST``) ``composite/sobjects/{Object}?ids&fields``."""
         obj = self._object(object_name)
         if call.request.method == "POST":
             body = await call.json_object()

@@ -15,7 +15,7 @@ from typing import Any
 
 from crmbridge_salesforce.sandbox.config import SandboxConfig
 from crmbridge_salesforce.sandbox.ids import KEY_PREFIXES
-from crmbridge_salesforce.sandbox.values import DECIMAL_TYPES, ID_TYPES, INTEGER_TYPES
+from crmbridge_salesforce.sandbox.values import DECIMAL_TYPES, INTEGER_TYPES
 
 SYSTEM_FIELDS = (
     "Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById",
@@ -43,6 +43,7 @@ class PicklistValue:
     probability: float | None = None
 
     def describe(self) -> dict[str, Any]:
+        """This entry in a describe's ``picklistValues``."""
         return {
             "active": self.active,
             "defaultValue": self.default,
@@ -83,14 +84,17 @@ class FieldDef:
 
     @property
     def filterable(self) -> bool:
+        """Whether SOQL may filter on it (Long Text Areas may not)."""
         return not (self.type == "textarea" and self.length > LONG_TEXT)
 
     @property
     def sortable(self) -> bool:
+        """Whether SOQL may order by it."""
         return self.filterable
 
     @property
     def default_value(self) -> str | None:
+        """The picklist's default value, if it has one."""
         for entry in self.picklist or ():
             if entry.default and entry.active:
                 return entry.value
@@ -186,6 +190,7 @@ class ObjectDef:
 
     @property
     def key_prefix(self) -> str:
+        """The 3-character prefix of this object's ids."""
         return KEY_PREFIXES[self.name]
 
     def field(self, name: str) -> FieldDef | None:
@@ -545,6 +550,7 @@ class Schema:
         return {"picklists": self.picklist_changes, "removed": self.removed_fields}
 
     def replay(self, changes: Mapping[str, Any]) -> None:
+        """Apply the schema changes of a snapshot."""
         for qualified, values in changes.get("picklists", {}).items():
             self.set_picklist(qualified, values)
         for object_name, field_name in changes.get("removed", []):
@@ -559,7 +565,3 @@ class Schema:
             "maxBatchSize": 200,
             "sobjects": [obj.summary(version) for obj in self.objects.values()],
         }
-
-
-def is_id_type(type_: str) -> bool:
-    return type_ in ID_TYPES

@@ -86,9 +86,11 @@ class ApiError(Exception):
 
     @property
     def code(self) -> str:
+        """The first error's ``errorCode``."""
         return str(self.errors[0]["errorCode"])
 
     def response(self) -> web.Response:
+        """The error array answered with this error's status."""
         return error_response(self.status, self.errors, headers=self.headers)
 
 
@@ -122,8 +124,3 @@ def not_found(message: str = RESOURCE_MISSING) -> ApiError:
 def json_parser_error(detail: str) -> ApiError:
     """400 ``JSON_PARSER_ERROR`` for a body that is not the JSON the resource expects."""
     return ApiError(400, "JSON_PARSER_ERROR", detail)
-
-
-def unknown_sobject(object_name: str) -> ApiError:
-    """404 ``NOT_FOUND`` for an sObject type the org does not have, as the REST API answers."""
-    return ApiError(404, "NOT_FOUND", RESOURCE_MISSING)

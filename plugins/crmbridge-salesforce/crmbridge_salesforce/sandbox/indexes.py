@@ -29,9 +29,6 @@ class TimeIndex:
         self._sorted = True
         self._stale = 0
 
-    def __len__(self) -> int:
-        return len(self._entries) - self._stale
-
     def add(self, stamp: str, record_id: str) -> None:
         """Index ``record_id`` at ``stamp`` (its previous entry, if any, goes stale)."""
         entries = self._entries
@@ -108,11 +105,13 @@ class KeyIndex:
         self._ids: dict[str, set[str]] = {}
 
     def add(self, value: Any, record_id: str) -> None:
+        """Index ``record_id`` under ``value`` (nulls are not indexed)."""
         if value is None:
             return
         self._ids.setdefault(self.normalise(value), set()).add(record_id)
 
     def discard(self, value: Any, record_id: str) -> None:
+        """Remove ``record_id`` from ``value``'s entry."""
         if value is None:
             return
         key = self.normalise(value)
@@ -129,6 +128,7 @@ class KeyIndex:
         return self._ids.get(self.normalise(value), set())
 
     def rebuild(self, records: Mapping[str, Record]) -> None:
+        """Index every record from scratch (after a restore)."""
         self._ids = {}
         field = self.field
         for rid, record in records.items():

@@ -68,6 +68,7 @@ class ApiBudget:
             raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
 
     def spend_bulk_job(self) -> None:
+        """Count one Bulk API job against the day's allowance."""
         self._roll()
         if not self.bulk_jobs.acquire():
             raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "DailyBulkApiRequests Limit exceeded.")
@@ -77,6 +78,7 @@ class ApiBudget:
         return f"api-usage={self.requests.used}/{self.requests.limit}"
 
     def set_used(self, used: int) -> None:
+        """Set today's used API requests (a test's shortcut to the limit)."""
         if used < 0:
             raise ValueError("API usage cannot be negative")
         self._roll()
@@ -96,6 +98,7 @@ class ApiBudget:
         return dict(sorted(body.items()))
 
     def snapshot(self) -> dict[str, Any]:
+        """Usage and window, for the state file."""
         return {
             "used": self.requests.used,
             "bulk_jobs": self.bulk_jobs.used,
@@ -103,6 +106,7 @@ class ApiBudget:
         }
 
     def restore(self, data: dict[str, Any]) -> None:
+        """Load usage written by :meth:`snapshot`."""
         self.requests.used = int(data.get("used", 0))
         self.bulk_jobs.used = int(data.get("bulk_jobs", 0))
         self.window_start = data.get("window_start")

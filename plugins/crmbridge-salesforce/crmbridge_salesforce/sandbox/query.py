@@ -10,7 +10,7 @@ opened it, expires after 15 idle minutes, and is one of at most 10 per user, as 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -64,6 +64,7 @@ class SelectPath:
 
     @property
     def text(self) -> str:
+        """The canonical dotted path (``Owner.Email``)."""
         return ".".join([*(s.relationship for s in self.steps), self.field.name])
 
 
@@ -105,6 +106,7 @@ class SchemaResolver:
         return get
 
     def resolve(self, ref: FieldRef) -> ResolvedField:
+        """The path bound for SOQL compilation (see :class:`Resolver`)."""
         path, getter = self.bind(ref)
         return ResolvedField(path.field, getter, tuple(path.text.split(".")))
 
@@ -324,7 +326,6 @@ class Cursor:
     ids: list[str]
     batch: int
     last_used: float
-    uses: int = field(default=0)
 
 
 class QueryApi:
@@ -345,6 +346,7 @@ class QueryApi:
         return default
 
     async def query(self, call: RestCall, *, include_deleted: bool) -> web.Response:
+        """``GET query/?q=`` and ``GET queryAll/?q=``: the first page."""
         soql = call.request.query.get("q")
         if not soql:
             raise ApiError(400, "MALFORMED_QUERY", "A query string has to be specified")
@@ -426,7 +428,3 @@ class QueryApi:
         )
         self.cursors[cursor.locator] = cursor
         return cursor
-
-    def forget_session_cursors(self) -> None:
-        """Drop every cursor (sessions ended, so nobody may use them)."""
-        self.cursors.clear()

@@ -22,6 +22,7 @@ class RestCall:
 
     @property
     def user_id(self) -> str:
+        """The user the session belongs to (who a write is done as)."""
         return self.session.user_id
 
     @property
@@ -30,6 +31,7 @@ class RestCall:
         return f"/services/data/v{self.version}"
 
     def record_url(self, object_name: str, record_id: str) -> str:
+        """A record's REST path in this API version."""
         return f"{self.base}/sobjects/{object_name}/{record_id}"
 
     async def json(self) -> Any:
@@ -46,6 +48,7 @@ class RestCall:
             ) from exc
 
     async def json_object(self) -> dict[str, Any]:
+        """The request body as a JSON object, or 400 ``JSON_PARSER_ERROR``."""
         body = await self.json()
         if not isinstance(body, dict):
             raise json_parser_error(

@@ -67,6 +67,7 @@ class SObjectsApi:
         self.org = org
 
     async def dispatch(self, call: RestCall) -> web.StreamResponse:
+        """Route a request under ``sobjects`` by its path segments and method."""
         raw = call.request.rel_url.raw_path
         tail = raw.split("/sobjects", 1)[1].strip("/")
         segments = [unquote(s) for s in tail.split("/")] if tail else []
@@ -112,9 +113,11 @@ class SObjectsApi:
     # -- describe --------------------------------------------------------------------------------
 
     async def describe_global(self, call: RestCall) -> web.Response:
+        """``GET sobjects/``."""
         return web.json_response(self.org.schema.describe_global(call.version))
 
     async def metadata(self, call: RestCall, obj: ObjectDef) -> web.Response:
+        """``GET sobjects/{Object}/``: the object's summary and recent items."""
         store = self.org.stores[obj.name].records
         recent = [
             {"attributes": {"type": obj.name, "url": call.record_url(obj.name, rid)}, "Id": rid,
@@ -126,6 +129,7 @@ class SObjectsApi:
         )
 
     async def describe(self, call: RestCall, obj: ObjectDef) -> web.Response:
+        """``GET sobjects/{Object}/describe``."""
         return web.json_response(obj.describe(call.version))
 
     # -- records by id ---------------------------------------------------------------------------
@@ -145,6 +149,7 @@ class SObjectsApi:
         return record
 
     async def get(self, call: RestCall, obj: ObjectDef, record_id: str) -> web.Response:
+        """``GET sobjects/{Object}/{id}[?fields=]``."""
         record = self._record(obj, record_id, writing=False)
         fields = None
         wanted = call.request.query.get("fields")
@@ -163,6 +168,7 @@ class SObjectsApi:
         return web.json_response(record_body(self.org, call.version, obj, record, fields))
 
     async def create(self, call: RestCall, obj: ObjectDef) -> web.Response:
+        """``POST sobjects/{Object}/``: 201 with the new id."""
         body = await call.json_object()
         try:
             values = self.org.prepare(obj, body)
@@ -174,6 +180,7 @@ class SObjectsApi:
         return web.json_response({"id": record["Id"], "success": True, "errors": []}, status=201)
 
     async def update(self, call: RestCall, obj: ObjectDef, record_id: str) -> web.Response:
+        """``PATCH sobjects/{Object}/{id}``: 204."""
         record = self._record(obj, record_id, writing=True)
         body = await call.json_object()
         try:
@@ -186,6 +193,7 @@ class SObjectsApi:
         return web.Response(status=204)
 
     async def delete(self, call: RestCall, obj: ObjectDef, record_id: str) -> web.Response:
+        """``DELETE sobjects/{Object}/{id}``: 204, to the recycle bin."""
         record = self._record(obj, record_id, writing=True)
         try:
             self.org.delete(obj.name, record["Id"], user_id=call.user_id)
@@ -221,6 +229,7 @@ class SObjectsApi:
     async def get_by_external(
         self, call: RestCall, obj: ObjectDef, name: str, value: str
     ) -> web.Response:
+        """``GET sobjects/{Object}/{Field}/{value}`` (300 when ambiguous)."""
         matches = self._matches(call, obj, name, value)
         if len(matches) > 1:
             return self._multiple(call, obj, matches)
@@ -231,6 +240,7 @@ class SObjectsApi:
     async def delete_by_external(
         self, call: RestCall, obj: ObjectDef, name: str, value: str
     ) -> web.Response:
+        """``DELETE sobjects/{Object}/{Field}/{value}``."""
         matches = self._matches(call, obj, name, value)
         if len(matches) > 1:
             return self._multiple(call, obj, matches)
@@ -243,6 +253,7 @@ class SObjectsApi:
         return web.Response(status=204)
 
     async def upsert(self, call: RestCall, obj: ObjectDef, name: str, value: str) -> web.Response:
+        """``PATCH sobjects/{Object}/{Field}/{value}``: 201 created, 200 updated, 300 ambiguous."""
         f = self._external_field(obj, name)
         key = self._key(f, value)
         body = await call.json_object()
@@ -295,6 +306,7 @@ class SObjectsApi:
         return format_datetime(start), format_datetime(end), format_datetime(covered)
 
     async def updated(self, call: RestCall, obj: ObjectDef) -> web.Response:
+        """``GET sobjects/{Object}/updated/?start&end``."""
         start, end, covered = self._window(call, UPDATED_DAYS)
         store = self.org.stores[obj.name]
         index = store.time_indexes["SystemModstamp"]
@@ -308,6 +320,7 @@ class SObjectsApi:
         return web.json_response({"ids": ids, "latestDateCovered": covered})
 
     async def deleted(self, call: RestCall, obj: ObjectDef) -> web.Response:
+        """``GET sobjects/{Object}/deleted/?start&end``."""
         start, end, covered = self._window(call, DELETED_DAYS)
         log = self.org.stores[obj.name].deleted
         rows = [{"id": rid, "deletedDate": when} for when, rid in log if start <= when < end]

@@ -113,6 +113,7 @@ class Token:
     value: Any = None
 
     def describe(self) -> str:
+        """How an error message names this token."""
         return "<EOF>" if self.kind == "eof" else self.text
 
 
@@ -181,6 +182,7 @@ class FieldRef:
 
     @property
     def text(self) -> str:
+        """The path as written, dotted."""
         return ".".join(self.path)
 
 
@@ -196,6 +198,8 @@ class Literal:
 
 @dataclass(frozen=True)
 class Comparison:
+    """``field op value`` (``=``, ``!=``, ``<``, ``<=``, ``>``, ``>=``)."""
+
     field: FieldRef
     op: str
     value: Literal
@@ -203,6 +207,8 @@ class Comparison:
 
 @dataclass(frozen=True)
 class InList:
+    """``field [NOT] IN (values)``."""
+
     field: FieldRef
     values: tuple[Literal, ...]
     negated: bool
@@ -210,12 +216,16 @@ class InList:
 
 @dataclass(frozen=True)
 class Like:
+    """``field LIKE 'pattern'``."""
+
     field: FieldRef
     pattern: Literal
 
 
 @dataclass(frozen=True)
 class Not:
+    """``NOT condition``."""
+
     operand: Condition
 
 
@@ -232,6 +242,8 @@ Condition = Comparison | InList | Like | Not | Junction
 
 @dataclass(frozen=True)
 class OrderItem:
+    """One ORDER BY key with its direction and null placement."""
+
     field: FieldRef
     descending: bool
     nulls_last: bool
@@ -478,16 +490,19 @@ class Resolver(Protocol):
     """Binds field paths of the query's object; raises :class:`SoqlError` for unknown names."""
 
     def resolve(self, ref: FieldRef) -> ResolvedField:  # pragma: no cover - protocol
+        """Bind ``ref``; raise :class:`SoqlError` when a name is unknown."""
         ...
 
 
 def unknown_field(name: str, object_name: str, pos: int) -> SoqlError:
+    """``INVALID_FIELD`` for a column the object does not have."""
     return SoqlError(
         "INVALID_FIELD", f"No such column '{name}' on entity '{object_name}'. {_FIELD_HINT}", pos
     )
 
 
 def unknown_relationship(name: str, pos: int) -> SoqlError:
+    """``INVALID_FIELD`` for a relationship the object does not have."""
     return SoqlError(
         "INVALID_FIELD", f"Didn't understand relationship '{name}' in field path. "
         f"{_RELATIONSHIP_HINT}", pos,
@@ -495,6 +510,7 @@ def unknown_relationship(name: str, pos: int) -> SoqlError:
 
 
 def unknown_object(name: str, pos: int) -> SoqlError:
+    """``INVALID_TYPE`` for an object the org does not have."""
     return SoqlError("INVALID_TYPE", f"sObject type '{name}' is not supported. {_OBJECT_HINT}", pos)
 
 
@@ -689,6 +705,7 @@ def sort_records(records: list[Record], order: Sequence[tuple[OrderItem, Resolve
 
 
 def check_sortable(resolved: ResolvedField, ref: FieldRef) -> None:
+    """Refuse ORDER BY on fields Salesforce cannot sort (Long Text Areas)."""
     if not resolved.field.sortable:
         raise SoqlError(
             "INVALID_FIELD", f"field '{resolved.field.name}' can not be sorted in a query call",

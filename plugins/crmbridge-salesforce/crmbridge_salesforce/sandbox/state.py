@@ -90,6 +90,7 @@ class ObjectStore:
     deleted: list[tuple[str, str]] = field(default_factory=list)
 
     def rebuild(self) -> None:
+        """Rebuild every index from the records (after a restore)."""
         for index in self.time_indexes.values():
             index.rebuild(self.records)
         for key_index in self.key_indexes.values():
@@ -189,6 +190,7 @@ class Org:
         return current
 
     def now_datetime(self) -> datetime:
+        """The sandbox clock's current time."""
         return self.clock.now()
 
     @staticmethod
@@ -199,12 +201,6 @@ class Org:
         }  # fmt: skip
 
     # -- reading ---------------------------------------------------------------------------------
-
-    def object(self, name: str) -> ObjectDef | None:
-        return self.schema.object(name)
-
-    def store(self, name: str) -> ObjectStore:
-        return self.stores[name]
 
     def get(self, object_name: str, record_id: str, *, deleted: bool = False) -> Record | None:
         """The record with ``record_id`` (15 or 18 characters) of ``object_name``."""
@@ -737,6 +733,7 @@ class Org:
     # -- persistence -----------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
+        """Records, deletion logs and id counters, for the state file."""
         return {
             "ids": dict(self.ids.counters),
             "last_stamp": self._last_stamp,
@@ -747,6 +744,7 @@ class Org:
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
+        """Load a :meth:`snapshot`, rebuild the indexes, and add missing configured users."""
         self.ids = IdFactory(data.get("ids", {}))
         self._last_stamp = data.get("last_stamp", "")
         for name, saved in data.get("objects", {}).items():
