@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crmbridge.cli import basic, inspect, operate
+from crmbridge.cli import basic, inspect, operate, sandbox_cmd
 from crmbridge.cli.app import app, main
 
-__all__ = ["app", "basic", "inspect", "main", "operate"]
+__all__ = ["app", "basic", "inspect", "main", "operate", "sandbox_cmd"]
