@@ -116,6 +116,7 @@ def test_a_rep_works_a_lead(
         "set_lead_status", lead_id=lead_id, status="Open - Not Contacted", owner="Inbound Leads"
     )
     assert queued["OwnerId"].startswith("00G")
+    assert queued["LastModifiedById"] == rep_id  # the rep who gave it back to the queue
 
 
 def test_edit_record_as_a_named_user(

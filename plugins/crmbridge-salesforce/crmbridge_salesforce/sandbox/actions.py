@@ -153,9 +153,18 @@ class SalesforceActions:
     # -- acting as sales -------------------------------------------------------------------------
 
     def control_set_lead_status(
-        self, lead_id: str, status: str, reason: str | None = None, owner: str | None = None
+        self,
+        lead_id: str,
+        status: str,
+        reason: str | None = None,
+        owner: str | None = None,
+        as_user: str | None = None,
     ) -> dict[str, Any]:
-        """A rep works a lead: sets its Status (and Rejection Reason, and owner)."""
+        """A rep works a lead: sets its Status (and Rejection Reason, and owner).
+
+        The rep is ``as_user``, else the new owner when that is a user (who accepts the lead),
+        else the lead's current owner.
+        """
         lead = self._record("Lead", lead_id)
         changes: dict[str, Any] = {"Status": status}
         if reason is not None:
@@ -163,7 +172,8 @@ class SalesforceActions:
         new_owner = self._owner(owner) if owner is not None else None
         if new_owner:
             changes["OwnerId"] = new_owner
-        rep = self._rep({"OwnerId": new_owner} if new_owner else lead, None)
+        taker = new_owner if new_owner and object_of_id(new_owner) == "User" else None
+        rep = self._rep({"OwnerId": taker} if taker else lead, as_user)
         record = self._saved(lambda: self.org.update("Lead", lead["Id"], changes, user_id=rep))
         return self._render("Lead", record)
 
