@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +217,16 @@ def test_job_state_machine_over_http(salesforce_sandbox: SalesforceSandbox) -> N
     assert _rows(sf.bulk2.Lead.get_unprocessed_records(aborted["id"])) == [{"LastName": "X"}]
     assert session.delete(f"{JOBS}/ingest/{aborted['id']}", headers=headers).status_code == 204
     assert session.get(f"{JOBS}/ingest/{aborted['id']}", headers=headers).status_code == 404
+    listed = sf.restful("jobs/ingest")
+    assert listed is not None
+    assert [j["id"] for j in listed["records"]] == [job["id"]]
+    while (sf.restful(f"jobs/ingest/{job['id']}") or {})["state"] != "JobComplete":
+        time.sleep(0.05)
+    salesforce_sandbox.control.advance_clock(8 * 24 * 3600)
+    sf.restful("jobs/ingest", method="POST", json={"object": "Lead", "operation": "insert"})
+    listed = sf.restful("jobs/ingest")
+    assert listed is not None
+    assert job["id"] not in [j["id"] for j in listed["records"]]  # a week old: forgotten
 
 
 def test_bad_job_requests(salesforce_sandbox: SalesforceSandbox) -> None:

@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -37,7 +38,7 @@ from crmbridge_salesforce.sandbox.query import PreparedQuery, SchemaResolver, ex
 from crmbridge_salesforce.sandbox.rest import RestCall
 from crmbridge_salesforce.sandbox.soql import FieldRef, SoqlError
 from crmbridge_salesforce.sandbox.state import STRICT, AmbiguousMatch, Org, paused_gc
-from crmbridge_salesforce.sandbox.values import csv_text
+from crmbridge_salesforce.sandbox.values import csv_text, format_datetime
 
 INGEST_OPERATIONS = {"insert", "update", "upsert", "delete", "hardDelete"}
 DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^",
@@ -50,6 +51,7 @@ RESULT_KINDS = {
 }
 TERMINAL = {"JobComplete", "Failed", "Aborted"}
 NULL_CELL = "#N/A"
+JOB_RETENTION_DAYS = 7
 
 
 @dataclass
@@ -189,6 +191,15 @@ class Bulk2Api:
             )
         return delimiter, ending
 
+    def _forget_old_jobs(self) -> None:
+        """Drop finished jobs older than a week, as Salesforce does, so a long demo stays small."""
+        horizon = format_datetime(self.org.now_datetime() - timedelta(days=JOB_RETENTION_DAYS))
+        for jobs in (self.ingest_jobs, self.query_jobs):
+            for job_id in [
+                i for i, j in jobs.items() if j.state in TERMINAL and j.modstamp < horizon
+            ]:
+                del jobs[job_id]
+
     def _schedule(self, job: Job, run: Any) -> None:
         job.ready_at = time.monotonic() + self.delay
         job.handle = asyncio.get_running_loop().call_later(self.delay, run, job)
@@ -234,6 +245,7 @@ class Bulk2Api:
             external = f.name
         delimiter, ending = self._format(body)
         self.budget.spend_bulk_job()
+        self._forget_old_jobs()
         now = self.org.now()
         job = IngestJob(
             id=self.org.ids.next("750"), operation=operation, object=obj.name,
@@ -471,6 +483,7 @@ class Bulk2Api:
             )
         delimiter, ending = self._format(body)
         self.budget.spend_bulk_job()
+        self._forget_old_jobs()
         now = self.org.now()
         job = QueryJob(
             id=self.org.ids.next("750"), operation=operation, object=prepared.obj.name,
