@@ -33,6 +33,15 @@ DefinitionOption = Annotated[
 ]
 
 
+def _table(*headers: str) -> Table:
+    """A table whose cells wrap instead of cutting text: piped output is only 80 columns wide,
+    and a setting's name or a plugin's hook must never end in "…"."""
+    table = Table()
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
 @app.command()
 @reports_errors
 def plugins(
@@ -45,7 +54,7 @@ def plugins(
     if as_json:
         console.print_json(json.dumps([i.to_dict() for i in infos]))
         return
-    table = Table("plugin", "kind", "version", "hooks", "connectors", "sandboxes")
+    table = _table("plugin", "kind", "version", "hooks", "connectors", "sandboxes")
     for i in infos:
         table.add_row(
             *map(
@@ -87,9 +96,12 @@ def check(
         f"{len(d.fit_rules) + len(d.engagement_rules)} scoring rules, systems "
         f"{escape(', '.join(d.systems))}",
         highlight=False,
+        soft_wrap=True,
     )
     names = [p.name for p in plugin_infos(b.pm)]
-    console.print(f"[green]✓[/] plugins: {escape(', '.join(names))}", highlight=False)
+    console.print(
+        f"[green]✓[/] plugins: {escape(', '.join(names))}", highlight=False, soft_wrap=True
+    )
     failed = warned = False
     if not offline:
         for role, name in (
@@ -108,7 +120,9 @@ def check(
 def _check_connector(b: CrmBridge, role: str, name: str) -> tuple[str, CheckReport | None]:
     if name not in b.connector_classes:
         console.print(
-            f"[red]✗[/] {role} connector {escape(repr(name))} is not installed", highlight=False
+            f"[red]✗[/] {role} connector {escape(repr(name))} is not installed",
+            highlight=False,
+            soft_wrap=True,
         )
         return "error", None
     if not b.connector_configured(name):
@@ -116,6 +130,7 @@ def _check_connector(b: CrmBridge, role: str, name: str) -> tuple[str, CheckRepo
             f"[yellow]![/] {role} connector {escape(repr(name))} is not configured (no CRMBRIDGE_"
             f"{name.upper()}__* settings); skipped",
             highlight=False,
+            soft_wrap=True,
         )
         return "warning", None
     try:
@@ -125,6 +140,7 @@ def _check_connector(b: CrmBridge, role: str, name: str) -> tuple[str, CheckRepo
         console.print(
             f"[red]✗[/] {role} connector {escape(repr(name))}: {escape(str(exc))}",
             highlight=False,
+            soft_wrap=True,
         )
         return "error", None
     return ("ok" if report.ok else "error"), report
@@ -138,14 +154,19 @@ def _print_report(report: CheckReport) -> None:
             f"{marks.get(item.level, '?')} {escape(report.system)}: {escape(item.subject)}: "
             f"{escape(item.message)}{fix}",
             highlight=False,
+            soft_wrap=True,
         )
     for drift in report.drift:
         console.print(
-            f"[red]✗[/] {escape(report.system)}: drift: {escape(drift.message)}", highlight=False
+            f"[red]✗[/] {escape(report.system)}: drift: {escape(drift.message)}",
+            highlight=False,
+            soft_wrap=True,
         )
     if report.ok:
         console.print(
-            f"[green]✓[/] {escape(report.system)}: matches the lead definition", highlight=False
+            f"[green]✓[/] {escape(report.system)}: matches the lead definition",
+            highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -166,15 +187,25 @@ def setup(
             report = connector.setup(dry_run=dry_run)
         verb = "would create" if dry_run else "created"
         for item in report.created:
-            console.print(f"[green]+[/] {escape(name)}: {verb} {escape(item)}", highlight=False)
+            console.print(
+                f"[green]+[/] {escape(name)}: {verb} {escape(item)}",
+                highlight=False,
+                soft_wrap=True,
+            )
         for item in report.existing:
-            console.print(f"[dim]=[/] {escape(name)}: {escape(item)} exists", highlight=False)
+            console.print(
+                f"[dim]=[/] {escape(name)}: {escape(item)} exists", highlight=False, soft_wrap=True
+            )
         for item in report.manual:
             console.print(
-                f"[yellow]![/] {escape(name)}: an admin must add {escape(item)}", highlight=False
+                f"[yellow]![/] {escape(name)}: an admin must add {escape(item)}",
+                highlight=False,
+                soft_wrap=True,
             )
         if not report.changed:
-            console.print(f"{name}: nothing to change", highlight=False, markup=False)
+            console.print(
+                f"{name}: nothing to change", highlight=False, soft_wrap=True, markup=False
+            )
 
 
 STARTER_ENV = """\
@@ -233,11 +264,15 @@ def init(
     )
     os.chmod(env_path, 0o600)
     console.print(
-        f"wrote {env_path} (mode 600) and {definition_path}", highlight=False, markup=False
+        f"wrote {env_path} (mode 600) and {definition_path}",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
     )
     console.print(
         f"next: fill in the secrets, then run: crmbridge --env-file {env_path} check",
         highlight=False,
+        soft_wrap=True,
         markup=False,
     )
 
@@ -259,7 +294,7 @@ def config_show(
     if as_json:
         console.print_json(json.dumps([r.__dict__ for r in rows]))
         return
-    table = Table("setting", "value", "from")
+    table = _table("setting", "value", "from")
     for r in rows:
         table.add_row(escape(r.key), escape(r.value), escape(r.source))
     console.print(table)
@@ -279,11 +314,14 @@ def db_upgrade(ctx: typer.Context) -> None:
     after = current_revision(engine)
     where = settings.database_url_display
     if before == after:
-        console.print(f"{where}: schema is current ({after})", highlight=False, markup=False)
+        console.print(
+            f"{where}: schema is current ({after})", highlight=False, soft_wrap=True, markup=False
+        )
     else:
         console.print(
             f"{where}: schema upgraded {before or 'empty'} → {after}",
             highlight=False,
+            soft_wrap=True,
             markup=False,
         )
     engine.dispose()

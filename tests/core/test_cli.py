@@ -13,9 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from crmbridge.cli import app
+from crmbridge.cli import app, basic
 from crmbridge.definition import LeadDefinition
 from crmbridge.settings import load_settings
 from crmbridge.store.migrate import head_revision
@@ -64,14 +65,19 @@ def crm_register_connectors(register):
 
 @pytest.fixture
 def invoke(monkeypatch: pytest.MonkeyPatch) -> Invoke:
-    """Run ``crmbridge ARGS`` in-process; wide output, no installed plugins."""
-    monkeypatch.setenv("COLUMNS", "250")
+    """Run ``crmbridge ARGS`` in-process, without installed plugins."""
     monkeypatch.setenv("CRMBRIDGE_LOAD_PLUGINS", "")
 
     def run(*args: str) -> Result:
         return CliRunner().invoke(app, list(args))
 
     return run
+
+
+@pytest.fixture
+def wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables drawn 250 columns wide, so a cell's text is on one line (pure layout)."""
+    monkeypatch.setattr(basic, "console", Console(width=250))
 
 
 @pytest.fixture
@@ -183,7 +189,7 @@ def test_plugins_json_shows_a_plugins_connectors(invoke: Invoke, demo_plugin: Pa
     }
 
 
-def test_plugins_table(invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plugins_table(invoke: Invoke, monkeypatch: pytest.MonkeyPatch, wide: None) -> None:
     monkeypatch.setenv("CRMBRIDGE_DISABLE_PLUGINS", "crmbridge.routing")
     result = invoke("plugins")
     assert result.exit_code == 0, result.output
@@ -210,7 +216,7 @@ def test_a_plugin_that_fails_to_load_stops_the_command(
 
 
 def test_config_show_redacts_every_secret(
-    invoke: Invoke, demo_plugin: Path, tmp_path: Path
+    invoke: Invoke, demo_plugin: Path, tmp_path: Path, wide: None
 ) -> None:
     env = env_file(
         tmp_path,
@@ -313,3 +319,16 @@ def test_db_upgrade_shows_the_sqlite_path(invoke: Invoke, tmp_path: Path) -> Non
     assert result.stdout == f"sqlite:///{database}: schema upgraded empty → {head_revision()}\n"
     assert database.exists()
     assert os.access(database, os.R_OK)
+
+
+def test_narrow_output_wraps_and_never_cuts(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Piped output is 80 columns wide: lines stay whole, table cells wrap, nothing ends in "…".
+    monkeypatch.setattr(basic, "console", Console(width=80))
+    check = invoke("check", "--offline", "--definition", str(DEFINITION_PATH))
+    table = invoke("config", "show")
+    assert len(check.stdout.splitlines()) == 2
+    assert max(len(line) for line in check.stdout.splitlines()) > 80
+    assert "…" not in table.stdout
+    assert "CRMBRIDGE_PIPELINE__POLL_SECOND" in table.stdout
