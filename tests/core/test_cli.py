@@ -332,3 +332,16 @@ def test_narrow_output_wraps_and_never_cuts(
     assert max(len(line) for line in check.stdout.splitlines()) > 80
     assert "…" not in table.stdout
     assert "CRMBRIDGE_PIPELINE__POLL_SECOND" in table.stdout
+
+
+def test_load_plugins_naming_an_unknown_plugin_stops_the_command(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRMBRIDGE_LOAD_PLUGINS", "no-such-plugin")
+    result = invoke("plugins", "--json")
+    assert result.exit_code == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(
+        "error: CRMBRIDGE_LOAD_PLUGINS names no-such-plugin, which is not installed; installed: "
+    )
+    assert line.endswith("(install the plugin or fix the name)")
