@@ -266,11 +266,16 @@ def test_options_are_checked(salesforce_sandbox_factory: Callable[..., Salesforc
         users={"solo@acme.test": {"password": "pw", "security_token": "TOK", "name": "Solo"}},
         clients={"app": "secret"},
         queues=["Partners"],
+        picklists={"Lead.Status": ["Open - Not Contacted", "Nurture", "Closed - Converted"]},
     )
     sf = custom.make_client(username="solo@acme.test", password="pw", security_token="TOK")
     assert sf.sf_version == "60.0"
     assert sf.query("SELECT Name FROM User")["records"][0]["Name"] == "Solo"
     assert sf.query("SELECT Name FROM Group")["records"][0]["Name"] == "Partners"
+    status = {f["name"]: f for f in sf.Lead.describe()["fields"]}["Status"]
+    assert [v["value"] for v in status["picklistValues"]][1] == "Nurture"
+    with pytest.raises(SalesforceMalformedRequest, match="restricted picklist"):
+        sf.Lead.create({"LastName": "L", "Company": "C", "Status": "Working - Contacted"})
     assert custom.emulator.env(custom.url)["CRMBRIDGE_SALESFORCE__DOMAIN"] == "crmbridge-sandbox.my"
 
 
