@@ -127,3 +127,22 @@ def sandbox(
             pass
     finally:
         boxes.stop()
+
+
+@app.command()
+@reports_errors
+def demo(
+    workdir: Annotated[
+        Path, typer.Option("--workdir", help="Where the demo keeps its store, env file and report.")
+    ] = Path(".crmbridge/demo"),
+    duration: Annotated[float, typer.Option(help="Real seconds to run.")] = 100.0,
+    leads: Annotated[int, typer.Option(help="Demo leads to seed in each sandbox.")] = 300,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the demo data and of the simulated teams.")
+    ] = 42,
+    speed: Annotated[float, typer.Option(help="How much faster demo time runs.")] = 60.0,
+) -> None:
+    """The live demo: sandboxes with demo data, the daemon, a simulated sales team, the report."""
+    from crmbridge.demo import run_demo
+
+    run_demo(workdir, duration=duration, leads=leads, seed=seed, speed=speed, console=console)
