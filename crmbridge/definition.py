@@ -675,9 +675,9 @@ class LeadDefinition:
         problems: list[Problem] = []
         first = self.funnel[0].name if self.funnel else None
         for name, spec in self.fields.items():
-            value = lead.email if name == "email" else lead.fields.get(name)
+            value = lead.fields.get(name)
             if name == "email" and not value:
-                value = lead.fields.get("email")
+                value = lead.raw_email or lead.email
             if value is None or value == "":
                 if spec.required_at == first:
                     problems.append(

@@ -55,7 +55,7 @@ class CrmBridgeError(Exception):
                 ("record", self.record),
                 ("field", self.field),
             )
-            if value
+            if value and str(value) not in self.message
         ]
         text = f"{'; '.join(where)}: {self.message}" if where else self.message
         return f"{text} ({self.hint})" if self.hint else text

@@ -85,8 +85,9 @@ def crm_lead_captured(ctx: HookContext, lead: Lead, system: str) -> None:
 def crm_normalize_lead(ctx: HookContext, lead: Lead) -> Mapping[str, Any] | None:
     """Clean a lead's fields before validation (trim, fix case, map country names …).
 
-    Collect-all: every plugin's changes are applied in call order (crmbridge's own trimming runs
-    last, ``trylast``), each seeing the lead as the previous ones left it.
+    Collect-all: every plugin sees the lead as captured; crmbridge's own trimming (``trylast``)
+    is applied first and the plugins' changes after it, so a plugin's change to a field wins
+    (between two plugins, the one registered first wins).
 
     :param ctx: the hook context.
     :param lead: the lead so far.

@@ -59,11 +59,12 @@ def options(ctx: typer.Context) -> Options:
 
 
 def fail(message: str, code: int = 1, hint: str | None = None) -> NoReturn:
+    """Print ``error: message`` (and the hint) to stderr and exit with ``code``."""
     err_console.print(
-        f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True
+        f"[bold red]error:[/] {_escape(message)}", highlight=False, markup=True, soft_wrap=True
     )
     if hint:
-        err_console.print(f"[dim]hint: {hint}[/]", highlight=False)
+        err_console.print(f"[dim]hint: {_escape(hint)}[/]", highlight=False)
     raise typer.Exit(code)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from crmbridge.errors import PipelineHeld
 from crmbridge.store import tables as t
@@ -387,8 +388,21 @@ class Store(LifecycleQueries):
         Raises :class:`PipelineHeld` naming the holder when another live owner has it.
         """
         expires = now + ttl
+        try:
+            return self._acquire_lease(pipeline, owner, expires, now)
+        except IntegrityError:
+            # Another process created this pipeline's lease between our read and our insert.
+            return self._acquire_lease(pipeline, owner, expires, now)
+
+    def _acquire_lease(
+        self, pipeline: str, owner: str, expires: datetime, now: datetime
+    ) -> LeaseInfo:
         with self.transaction() as conn:
-            row = conn.execute(select(t.leases).where(t.leases.c.pipeline == pipeline)).first()
+            # FOR UPDATE (PostgreSQL): two processes that both see an expired lease take it one
+            # after the other, so only one of them gets the new fence.
+            row = conn.execute(
+                select(t.leases).where(t.leases.c.pipeline == pipeline).with_for_update()
+            ).first()
             if row is None:
                 conn.execute(
                     insert(t.leases).values(

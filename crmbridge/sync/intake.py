@@ -97,7 +97,9 @@ def _prepare(cy: Cycle, conn: Connection, change: Change) -> Lead | None:
     try:
         cy.hooks.notify("crm_lead_captured", ctx=cy.ctx, lead=lead, system=system)
         normalized: dict[str, Any] = {}
-        for changes in cy.hooks.collect("crm_normalize_lead", ctx=cy.ctx, lead=lead):
+        # Results come plugins first, crmbridge's own (trylast) last; apply them the other way
+        # round, so a plugin's change to a field wins over the default trimming of it.
+        for changes in reversed(cy.hooks.collect("crm_normalize_lead", ctx=cy.ctx, lead=lead)):
             normalized.update(changes)
         if normalized:
             lead.fields.update(normalized)

@@ -207,7 +207,7 @@ def test_a_plugin_that_fails_to_load_stops_the_command(
     result = invoke("plugins")
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        f"error: plugin {broken}: plugin file {broken} failed to load: ImportError: needs the "
+        f"error: plugin file {broken} failed to load: ImportError: needs the "
         "requests-oauthlib package (fix the file or unset CRMBRIDGE_PLUGIN_FILE)"
     ]
 

@@ -155,7 +155,7 @@ def test_unmapped_stage_value_names_the_table(definition: LeadDefinition) -> Non
     with pytest.raises(MappingError) as caught:
         definition.system("hubspot").stage_from_native("nurture")
     assert str(caught.value) == (
-        f"system hubspot; field lifecyclestage: lead-definition.toml: {LIFECYCLE} has no mapping "
+        f"lead-definition.toml: {LIFECYCLE} has no mapping "
         "for lifecyclestage 'nurture' (add it to the definition or mark it `ignore = true`)"
     )
     assert caught.value.rule == "picklist_mapping"
@@ -208,7 +208,7 @@ def test_unknown_picklist_and_system(definition: LeadDefinition) -> None:
     with pytest.raises(MappingError) as caught:
         definition.system("marketo")
     assert str(caught.value) == (
-        "system marketo: lead-definition.toml has no [systems.marketo]; known systems: hubspot, "
+        "lead-definition.toml has no [systems.marketo]; known systems: hubspot, "
         "salesforce (add [systems.marketo] with its fields and picklists)"
     )
     with pytest.raises(MappingError) as caught:

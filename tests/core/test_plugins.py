@@ -151,7 +151,7 @@ def test_failing_entry_point_names_the_plugin_and_the_reason(
     error = caught.value
     assert error.plugin == "brokenplug"
     assert str(error) == (
-        "plugin brokenplug: plugin 'brokenplug' (brokenplug_mod:plugin, from crmbridge-brokenplug "
+        "plugin 'brokenplug' (brokenplug_mod:plugin, from crmbridge-brokenplug "
         "0.3.1) failed to load: RuntimeError: BROKENPLUG_REGION must be set (fix or uninstall it, "
         "or skip it with CRMBRIDGE_DISABLE_PLUGINS=brokenplug)"
     )
@@ -188,7 +188,7 @@ def test_plugin_file_that_raises_on_import(tmp_path: Path) -> None:
         make_plugin_manager(Settings(plugin_file=path), entrypoints=False)
     assert caught.value.plugin == str(path)
     assert str(caught.value) == (
-        f"plugin {path}: plugin file {path} failed to load: ValueError: no API key configured "
+        f"plugin file {path} failed to load: ValueError: no API key configured "
         "(fix the file or unset CRMBRIDGE_PLUGIN_FILE)"
     )
     assert "crmbridge_local_brokenfile" not in sys.modules
@@ -198,9 +198,7 @@ def test_plugin_file_that_does_not_exist(tmp_path: Path) -> None:
     path = tmp_path / "missing.py"
     with pytest.raises(PluginLoadError) as caught:
         make_plugin_manager(Settings(plugin_file=path), entrypoints=False)
-    assert str(caught.value) == (
-        f"plugin {path}: plugin file {path} does not exist (check CRMBRIDGE_PLUGIN_FILE)"
-    )
+    assert str(caught.value) == (f"plugin file {path} does not exist (check CRMBRIDGE_PLUGIN_FILE)")
 
 
 # -- hook implementations the specs do not allow --------------------------------------------------
@@ -349,7 +347,7 @@ def test_duplicate_connector_names_both_classes_and_plugins() -> None:
     with pytest.raises(DuplicateConnectorError) as caught:
         connector_classes(pm)
     assert str(caught.value) == (
-        "plugin second-plugin: connector name 'demo' is registered twice: by "
+        "connector name 'demo' is registered twice: by "
         "tests.core.test_plugins.DemoConnector (plugin 'first-plugin') and by "
         "tests.core.test_plugins.OtherDemoConnector (plugin 'second-plugin') (rename one "
         "connector or disable one plugin with CRMBRIDGE_DISABLE_PLUGINS)"
@@ -362,7 +360,7 @@ def test_registering_something_that_is_not_a_connector() -> None:
     with pytest.raises(PluginLoadError) as caught:
         connector_classes(pm)
     assert str(caught.value) == (
-        "plugin odd: plugin 'odd' registered <class 'dict'>, which is not a Connector subclass"
+        "plugin 'odd' registered <class 'dict'>, which is not a Connector subclass"
     )
 
 
