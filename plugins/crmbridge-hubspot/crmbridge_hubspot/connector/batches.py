@@ -223,6 +223,8 @@ def _rejected(
     if category == "OBJECT_NOT_FOUND":
         field_name = field_name or "hs_object_id"
         hint = "the contact was deleted or merged in HubSpot"
+    elif (field_name or "").startswith("crmbridge_") and code == "PROPERTY_DOESNT_EXIST":
+        hint = "run `crmbridge setup` to create crmbridge's properties"
     elif category == "CONFLICT":
         field_name = field_name or "email"
         other = existing_id(message)
