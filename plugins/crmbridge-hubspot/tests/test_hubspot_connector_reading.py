@@ -46,6 +46,13 @@ def drain(batches: Iterable[ChangeBatch], start: Cursor = Cursor()) -> tuple[lis
     return changes, cursor
 
 
+LIST = "GET /crm/v3/objects/contacts"
+
+
+def gone(changes: Iterable[Change]) -> list[tuple[str, ChangeKind]]:
+    return [(c.native_id, c.kind) for c in changes if c.kind is not ChangeKind.UPSERT]
+
+
 def search_calls(sandbox: HubSpotSandbox) -> int:
     return sandbox.calls().count("POST /crm/v3/objects/contacts/search")
 
@@ -279,3 +286,41 @@ def test_backfill_without_a_start_pages_the_list(hubspot_sandbox: HubSpotSandbox
     assert sorted(c.native_id for c in changes) == sorted(ids)
     assert last.get("done") is True
     assert hubspot_sandbox.calls().by_endpoint() == {"GET /crm/v3/objects/contacts": 2}
+
+
+def test_deletes_follow_hubspots_clock_when_it_runs_ahead(hubspot_sandbox: HubSpotSandbox) -> None:
+    # The demo moves the sandbox clock hours ahead of this machine's; a delete is still reported
+    # once, not on every pull.
+    ids = seed(hubspot_sandbox, 2, "ahead")
+    connector = connector_for(hubspot_sandbox)
+    _changes, cursor = drain(connector.pull_changes(Cursor()))
+    hubspot_sandbox.control.advance_clock(3 * 3600)
+    hubspot_sandbox.control.control("archive_contact", email="ahead-0@example.com")
+    changes, cursor = drain(connector.pull_changes(cursor), cursor)
+    assert gone(changes) == [(ids[0], ChangeKind.DELETE)]
+    # Later pulls re-read the lookback before their cursor, then the delete is left behind.
+    hubspot_sandbox.control.advance_clock(3600)
+    hubspot_sandbox.control.control(
+        "edit_contact", email="ahead-1@example.com", properties={"company": "Later"}
+    )
+    _again, cursor = drain(connector.pull_changes(cursor), cursor)
+    hubspot_sandbox.control.advance_clock(3600)
+    later, _ = drain(connector.pull_changes(cursor), cursor)
+    assert gone(later) == []
+
+
+def test_archived_contacts_are_scanned_as_often_as_configured(
+    hubspot_sandbox: HubSpotSandbox,
+) -> None:
+    seed(hubspot_sandbox, 2, "rare")
+    connector = connector_for(hubspot_sandbox, archived_scan_seconds=3600)
+    _changes, cursor = drain(connector.pull_changes(Cursor()))
+    hubspot_sandbox.server.call_log.reset()
+    hubspot_sandbox.control.control("archive_contact", email="rare-1@example.com")
+    changes, later = drain(connector.pull_changes(cursor), cursor)
+    assert gone(changes) == []
+    assert hubspot_sandbox.calls().count(LIST) == 0
+    # The scan that is due reads it: the delete is late, never lost.
+    due = Cursor({**later.position, "archived_scanned_ms": 0})
+    changes, _ = drain(connector.pull_changes(due), due)
+    assert [kind for _id, kind in gone(changes)] == [ChangeKind.DELETE]

@@ -109,9 +109,10 @@ def test_write_outcomes_writes_stage_status_and_crmbridge_properties(
     assert props["crmbridge_definition_version"] == "2026.11.1"
     # modified_at is HubSpot's updatedAt, so the core can tell its own write from a person's.
     assert result.modified_at is not None
-    assert result.modified_at.isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    ) == props["lastmodifieddate"]
+    assert (
+        result.modified_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        == props["lastmodifieddate"]
+    )
     assert hubspot_sandbox.calls().by_endpoint() == {UPDATE: 1}
 
 

@@ -23,9 +23,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from importlib import metadata
 from types import ModuleType
 from typing import Any
@@ -146,6 +148,7 @@ class HubSpotClient:
         self.usage = Usage()
         self._sleep = sleep
         self._apis: dict[str, Any] = {}
+        self._server_date: tuple[datetime, float] | None = None
 
     # -- the API objects, built once ---------------------------------------------------------
 
@@ -257,6 +260,7 @@ class HubSpotClient:
     def _observe(self, headers: Mapping[str, str] | None, *, search: bool) -> None:
         if not headers:
             return
+        self._note_date(headers.get("Date"))
         if not search:
             self.pacer.observe_headers(headers)
         daily = _int(headers.get("X-HubSpot-RateLimit-Daily"))
@@ -266,6 +270,30 @@ class HubSpotClient:
             self.usage.daily_remaining = remaining
             if remaining > 0:
                 self.usage.resets_at = None
+
+    def _note_date(self, value: str | None) -> None:
+        if not value:
+            return
+        try:
+            date = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return
+        if date.tzinfo is not None:
+            self._server_date = (date.astimezone(UTC), time.monotonic())
+
+    def now(self) -> datetime:
+        """Now, by the earlier of this machine's clock and HubSpot's.
+
+        HubSpot's clock is its last ``Date`` header moved on by the time since, less a second
+        (the header's resolution). Cursors that mark "the read started here" take the earlier of
+        the two, so a local clock running ahead of HubSpot's can only make a read start early.
+        """
+        local = datetime.now(UTC)
+        if self._server_date is None:
+            return local
+        date, seen = self._server_date
+        server = date + timedelta(seconds=time.monotonic() - seen - 1.0)
+        return min(local, server)
 
     def api_usage(self) -> ApiUsage:
         """The daily quota as HubSpot's last headers said it; no call is spent to find out."""

@@ -19,8 +19,10 @@ a merged-away id answers the contact that absorbed it, which lists it in
 The cursor's position, as the core stores it:
 
 * ``{"phase": "list", "started_ms": ..., "after": ...}`` while the first pull lists contacts;
-* ``{"phase": "incremental", "since_ms": ..., "archived_since_ms": ...}`` afterwards: the latest
-  modification time read, and when the last scan of archived contacts started.
+* ``{"phase": "incremental", "since_ms": ..., "archived_since_ms": ...,
+  "archived_scanned_ms": ...}`` afterwards: the latest modification time read, the latest
+  archive time seen (or when the last scan of archived contacts started), and when that scan ran
+  (for ``archived_scan_seconds``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId, SimplePubli
 
 from crmbridge import ChangeBatch, Cursor
 from crmbridge_hubspot.connector.client import HubSpotClient
-from crmbridge_hubspot.connector.native import to_ms, utc_now
+from crmbridge_hubspot.connector.native import to_ms
 from crmbridge_hubspot.connector.pages import Keyset, list_pages, search_window
 from crmbridge_hubspot.connector.records import (
     MERGED_IDS,
@@ -63,6 +65,7 @@ class ChangeReader:
         self.settings = settings
         self.properties = properties_to_read(mapper.mapping, MERGED_IDS)
         self.lookback_ms = int(settings.lookback_seconds * 1000)
+        self._scanned_ms = 0
 
     # -- pull_changes --------------------------------------------------------------------------
 
@@ -73,6 +76,7 @@ class ChangeReader:
             return
         since = int(cursor.get("since_ms", 0))
         archived_since = int(cursor.get("archived_since_ms", since))
+        self._scanned_ms = int(cursor.get("archived_scanned_ms", 0))
         high = since
         start = Keyset(max(0, since - self.lookback_ms))
         for page, _next in search_window(self.client, self.properties, start):
@@ -81,36 +85,51 @@ class ChangeReader:
             high = max(high, *(to_ms(modified_at(c)) for c in page))
             yield ChangeBatch(
                 [self.mapper.upsert(c) for c in page],
-                _incremental(high, archived_since),
+                self._incremental(high, archived_since),
             )
         yield from self._archived(high, archived_since)
 
     def _first_pull(self, cursor: Cursor) -> Iterator[ChangeBatch]:
-        started = int(cursor.get("started_ms") or to_ms(utc_now()))
+        started = cursor.get("started_ms")
+        before = to_ms(self.client.now())
         after = cursor.get("after")
         for page, nxt in list_pages(self.client, self.properties, after=after):
+            if started is None:
+                # The first answer's Date header tells HubSpot's clock: the earlier one counts.
+                started = min(before, to_ms(self.client.now()))
+            # Deletes before the first pull concern no lead crmbridge knows: none to scan for.
+            self._scanned_ms = int(started)
             changes = [self.mapper.upsert(c) for c in page]
             if nxt:
                 position = Cursor({"phase": LIST, "started_ms": started, "after": nxt})
             else:
-                position = _incremental(started, started)
+                position = self._incremental(started, started)
             yield ChangeBatch(changes, position)
 
     def _archived(self, since: int, archived_since: int) -> Iterator[ChangeBatch]:
-        """Contacts archived (deleted or merged away) since ``archived_since`` - the lookback."""
-        started = to_ms(utc_now())
+        """Contacts archived (deleted or merged away) since ``archived_since`` - the lookback.
+
+        The next scan starts from the latest of this scan's start, the latest ``archivedAt`` seen
+        and the latest modification read (``since``): all three are times HubSpot had reached
+        when this scan began, and the last two are HubSpot's own clock, so the scans follow it
+        even when it runs ahead of this machine's.
+        """
+        started = to_ms(self.client.now())
         every = int(self.settings.archived_scan_seconds * 1000)
-        if every and started - archived_since < every:
+        if every and started - self._scanned_ms < every:
             return
+        self._scanned_ms = started
         horizon = archived_since - self.lookback_ms
+        latest = max(started, since)
         for page, nxt in list_pages(self.client, ["email"], archived=True):
             gone = [c for c in page if to_ms(archived_at(c)) >= horizon]
-            merged_into = self._merged_into([str(c.id) for c in gone]) if gone else {}
-            changes = [self.mapper.gone(c, merged_into.get(str(c.id))) for c in gone]
+            latest = max([latest, *(to_ms(archived_at(c)) for c in gone)])
+            merged_into = self._merged_into([c.id for c in gone]) if gone else {}
+            changes = [self.mapper.gone(c, merged_into.get(c.id)) for c in gone]
             if nxt is None:
-                yield ChangeBatch(changes, _incremental(since, started))
+                yield ChangeBatch(changes, self._incremental(since, latest))
             elif changes:
-                yield ChangeBatch(changes, _incremental(since, archived_since))
+                yield ChangeBatch(changes, self._incremental(since, archived_since))
 
     def _merged_into(self, ids: Sequence[str]) -> dict[str, str]:
         """Archived id → the contact it was merged into, for those that were merged (one call)."""
@@ -162,6 +181,12 @@ class ChangeReader:
             position: dict[str, Any] = {"after": nxt, "done": nxt is None}
             yield ChangeBatch([self.mapper.upsert(c) for c in kept], Cursor(position))
 
-
-def _incremental(since: int, archived_since: int) -> Cursor:
-    return Cursor({"phase": INCREMENTAL, "since_ms": since, "archived_since_ms": archived_since})
+    def _incremental(self, since: int, archived_since: int) -> Cursor:
+        return Cursor(
+            {
+                "phase": INCREMENTAL,
+                "since_ms": since,
+                "archived_since_ms": archived_since,
+                "archived_scanned_ms": self._scanned_ms,
+            }
+        )
