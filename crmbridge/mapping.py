@@ -163,6 +163,7 @@ class SystemMapping:
         self.fields = dict(fields)
         self.native_to_shared = {v: k for k, v in self.fields.items()}
         self.picklists = dict(picklists)
+        self._by_field: dict[str, Picklist | None] = {}
         self.stage_field = stage_field
         self.outcome_field = outcome_field
         self._definition = definition
@@ -181,10 +182,19 @@ class SystemMapping:
 
     def picklist_for_field(self, native_field: str) -> Picklist | None:
         """The picklist of a native field (``"LeadSource"`` finds ``"Lead.LeadSource"``)."""
-        for key, picklist in self.picklists.items():
-            if key == native_field or key.endswith("." + native_field):
-                return picklist
-        return None
+        try:
+            return self._by_field[native_field]
+        except KeyError:
+            found = next(
+                (
+                    p
+                    for key, p in self.picklists.items()
+                    if key == native_field or key.endswith("." + native_field)
+                ),
+                None,
+            )
+            self._by_field[native_field] = found
+            return found
 
     # -- stages and outcomes -----------------------------------------------------------------
 

@@ -108,15 +108,28 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[i : i + size]
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def jsonable(value: Any) -> Any:
-    """``value`` made storable as JSON (datetimes as ISO text, unknown objects as text)."""
+    """``value`` made storable as JSON (datetimes as ISO text, unknown objects as text).
+
+    A dict of plain values (the common case: a lead's fields) is returned as it is, uncopied.
+    """
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        if all(type(v) in _PLAIN for v in value.values()) and all(type(k) is str for k in value):
+            return value
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat()
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if value is None or isinstance(value, str | int | float | bool):
+    if isinstance(value, str | int | float | bool):
         return value
     return str(value)
 

@@ -566,6 +566,53 @@ class Store(LifecycleQueries):
         ).returning(t.quarantine.c.id)
         return int(conn.execute(stmt).scalar_one())
 
+    def quarantine_many(
+        self,
+        conn: Connection,
+        pipeline: str,
+        rows: Sequence[Mapping[str, Any]],
+        now: datetime,
+    ) -> list[int]:
+        """Quarantine many records in one statement (see :meth:`quarantine`); their ids.
+
+        A record met twice in ``rows`` is kept once, with the last error.
+        """
+        latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for row in rows:
+            key = (row["system"], row["native_id"], row["stage"])
+            latest[key] = {
+                "pipeline": pipeline,
+                "email": None,
+                "field": None,
+                "rule": None,
+                **row,
+                "raw": jsonable(row.get("raw") or {}),
+                "attempts": 1,
+                "status": "open",
+                "first_seen": now,
+                "last_seen": now,
+            }
+        stmt = self._insert(t.quarantine)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[
+                t.quarantine.c.pipeline,
+                t.quarantine.c.system,
+                t.quarantine.c.native_id,
+                t.quarantine.c.stage,
+            ],
+            set_={
+                "email": stmt.excluded.email,
+                "field": stmt.excluded.field,
+                "rule": stmt.excluded.rule,
+                "error": stmt.excluded.error,
+                "raw": stmt.excluded.raw,
+                "attempts": t.quarantine.c.attempts + 1,
+                "status": "open",
+                "last_seen": now,
+            },
+        ).returning(t.quarantine.c.id)
+        return [r.id for r in conn.execute(stmt, list(latest.values()))]
+
     def resolve_quarantine(
         self, conn: Connection, *, pipeline: str, system: str, native_ids: Iterable[str], stage: str
     ) -> int:

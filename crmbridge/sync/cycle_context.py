@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection
@@ -52,6 +53,8 @@ class Cycle:
     plan: Plan = field(default_factory=Plan)
     _dry_conn: Connection | None = None
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    _quarantine_rows: list[dict[str, Any]] = field(default_factory=list)
+    _writable: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def marketing_system(self) -> str:
@@ -63,6 +66,14 @@ class Cycle:
 
     def now(self) -> datetime:
         return self.clock()
+
+    def writable(self, system: str) -> tuple[str, ...]:
+        """The shared fields crmbridge may write to an existing record of ``system``."""
+        cached = self._writable.get(system)
+        if cached is None:
+            mapping = self.definition.system(system)
+            cached = self._writable[system] = tuple(mapping.writable_fields(creating=False))
+        return cached
 
     @property
     def engagement_fields(self) -> frozenset[str]:
@@ -84,15 +95,18 @@ class Cycle:
         Callbacks queued in :attr:`after_commit` during the transaction (notify hooks) run once it
         committed, so a hook never announces what a rollback then took back.
         """
+        self._quarantine_rows = []
         if self.dry_run:
             if self._dry_conn is None:
                 self._dry_conn = self.store.engine.connect()
                 self._dry_conn.begin()
             with self._dry_conn.begin_nested():
                 yield self._dry_conn
+                self._flush_quarantine(self._dry_conn)
         else:
             with self.store.transaction() as conn:
                 yield conn
+                self._flush_quarantine(conn)
         pending, self.after_commit = self.after_commit, []
         for callback in pending:
             callback()
@@ -132,19 +146,19 @@ class Cycle:
         field_name: str | None = None,
         rule: str | None = None,
     ) -> None:
-        """Quarantine one record and announce it (after commit) to ``crm_lead_quarantined``."""
-        entry = self.store.quarantine(
-            conn,
-            pipeline=self.pipeline,
-            system=system,
-            native_id=native_id,
-            stage=stage,
-            error=error,
-            raw=raw,
-            now=self.now(),
-            email=email,
-            field=field_name,
-            rule=rule,
+        """Quarantine one record (written with the transaction's other writes, in one statement)
+        and announce it after commit to ``crm_lead_quarantined``."""
+        self._quarantine_rows.append(
+            {
+                "system": system,
+                "native_id": native_id,
+                "stage": stage,
+                "error": error,
+                "raw": raw,
+                "email": email,
+                "field": field_name,
+                "rule": rule,
+            }
         )
         self.counts.quarantined += 1
         log.warning(
@@ -155,8 +169,15 @@ class Cycle:
             error,
             extra={"fields": {"pipeline": self.pipeline, "rule": rule, "field": field_name}},
         )
+
+    def _flush_quarantine(self, conn: Connection) -> None:
+        rows, self._quarantine_rows = self._quarantine_rows, []
+        if not rows:
+            return
+        ids = self.store.quarantine_many(conn, self.pipeline, rows, self.now())
         if self.hooks.implemented("crm_lead_quarantined"):
-            record = self.store.quarantined_in(conn, entry)
-            self.after_commit.append(
-                lambda: self.hooks.notify("crm_lead_quarantined", ctx=self.ctx, record=record)
-            )
+            for entry in ids:
+                record = self.store.quarantined_in(conn, entry)
+                self.after_commit.append(
+                    partial(self.hooks.notify, "crm_lead_quarantined", ctx=self.ctx, record=record)
+                )

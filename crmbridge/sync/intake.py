@@ -505,7 +505,8 @@ def _why(evaluation: Evaluation) -> str:
 
 
 def _link_row(cy: Cycle, lead_id: int, change: Change, lead: Lead, now: datetime) -> dict[str, Any]:
-    observed = dict(lead.fields)
+    # Only what crmbridge may write there needs watching for a person's edits.
+    observed = {f: lead.fields[f] for f in cy.writable(change.system) if f in lead.fields}
     if change.lead is not None and change.lead.stage:
         observed["@stage"] = change.lead.stage
     return {
@@ -520,44 +521,38 @@ def _link_row(cy: Cycle, lead_id: int, change: Change, lead: Lead, now: datetime
 
 
 def _journal_lead(cy: Cycle, journal: Journal, lead_id: int, pick: _Chosen, now: datetime) -> None:
+    """One journey entry for what the marketing record brought and how it scored (when anything
+    changed), then one per stage decision."""
     stored, lead, change, evaluation = pick.stored, pick.lead, pick.change, pick.evaluation
     assert evaluation is not None
     system = change.system
+    card = evaluation.card
+    rescored = stored is None or stored.score != card.total
+    score = f"score {card.total} (fit {card.fit}, engagement {card.engagement})"
+    reasons = [str(r) for r in card.reasons] if rescored else None
     if stored is None:
         journal.add(
             lead_id,
             now,
             "captured",
-            f"captured from {system} record {change.native_id}",
+            f"captured from {system} record {change.native_id}; {score}",
             system=system,
             actor=system,
-            data={"fields": dict(lead.fields)},
+            data={"fields": lead.fields, "score_reasons": reasons},
         )
     else:
-        changed = sorted(
-            k
-            for k in set(lead.fields) | set(stored.fields)
-            if lead.fields.get(k) != stored.fields.get(k)
-        )
-        if changed:
+        names = set(lead.fields) | set(stored.fields)
+        changed = sorted(k for k in names if lead.fields.get(k) != stored.fields.get(k))
+        if changed or rescored:
+            what = f"updated in {system}: {', '.join(changed)}" if changed else f"seen in {system}"
             journal.add(
                 lead_id,
                 now,
                 "updated",
-                f"updated in {system}: {', '.join(changed)}",
+                what + (f"; {score}" if rescored else ""),
                 system=system,
                 actor=system,
-                data={k: lead.fields.get(k) for k in changed},
+                data={"fields": {k: lead.fields.get(k) for k in changed}, "score_reasons": reasons},
             )
-    if stored is None or stored.score != evaluation.card.total:
-        journal.add(
-            lead_id,
-            now,
-            "scored",
-            f"score {evaluation.card.total} (fit {evaluation.card.fit}, engagement "
-            f"{evaluation.card.engagement})",
-            actor="crmbridge",
-            data={"reasons": [str(r) for r in evaluation.card.reasons]},
-        )
     for kind, summary, data in evaluation.events:
         journal.add(lead_id, now, kind, summary, actor="crmbridge", data=data)

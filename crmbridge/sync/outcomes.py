@@ -102,7 +102,9 @@ def _observe(
         link = links.get(change.native_id)
         if link is None or change.lead is None or link.lead_id not in rows:
             continue
-        observed = dict(change.lead.fields)
+        observed = {
+            f: change.lead.fields[f] for f in cy.writable(system) if f in change.lead.fields
+        }
         link_rows.append(
             {
                 "pipeline": cy.pipeline,
