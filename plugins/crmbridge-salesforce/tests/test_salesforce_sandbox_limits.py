@@ -56,7 +56,10 @@ def test_the_spent_budget_refuses_calls_with_403(
 @pytest.mark.salesforce_sandbox(daily_api_limit=1000)
 def test_the_marker_gives_the_fixture_options(salesforce_sandbox: SalesforceSandbox) -> None:
     assert salesforce_sandbox.sf.limits()["DailyApiRequests"] == {"Max": 1000, "Remaining": 999}
-    assert salesforce_sandbox.env()["CRMBRIDGE_SALESFORCE__CONSUMER_KEY"] == "crmbridge-sandbox-key"
+    env = salesforce_sandbox.env()
+    assert env["CRMBRIDGE_SALESFORCE__CLIENT_ID"] == "crmbridge-sandbox-key"
+    assert env["CRMBRIDGE_SALESFORCE__CLIENT_SECRET"] == "crmbridge-sandbox-secret"
+    assert "CRMBRIDGE_SALESFORCE__CONSUMER_KEY" not in env
 
 
 def test_set_api_usage(salesforce_sandbox: SalesforceSandbox) -> None:

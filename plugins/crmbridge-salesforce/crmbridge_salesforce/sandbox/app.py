@@ -203,8 +203,8 @@ class SalesforceEmulator(Emulator, SalesforceActions):
         return {
             "CRMBRIDGE_SALESFORCE__SANDBOX_URL": base_url,
             "CRMBRIDGE_SALESFORCE__DOMAIN": _my_domain(self.config.instance_url),
-            "CRMBRIDGE_SALESFORCE__CONSUMER_KEY": key,
-            "CRMBRIDGE_SALESFORCE__CONSUMER_SECRET": secret,
+            "CRMBRIDGE_SALESFORCE__CLIENT_ID": key,
+            "CRMBRIDGE_SALESFORCE__CLIENT_SECRET": secret,
             "CRMBRIDGE_SALESFORCE__API_VERSION": self.config.api_version,
         }
 
