@@ -7,6 +7,7 @@ file), which ``check`` reports as a warning.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -112,3 +113,14 @@ def test_check_reports_a_refused_token(invoke: Invoke, monkeypatch: pytest.Monke
     assert "HubSpot refused the access token" in line
     assert "CRMBRIDGE_HUBSPOT__ACCESS_TOKEN" in line
     assert "pat-na1-not-the-token" not in result.output
+
+
+def test_the_installed_plugin_registers_the_connector_and_the_sandbox(invoke: Invoke) -> None:
+    result = invoke("plugins", "--json")
+    assert result.exit_code == 0, result.output
+    [hubspot] = [p for p in json.loads(result.stdout) if p["name"] == "hubspot"]
+    assert hubspot["kind"] == "entrypoint"
+    assert hubspot["module"] == "crmbridge_hubspot.plugin"
+    assert hubspot["hooks"] == ["crm_register_connectors", "crm_register_sandboxes"]
+    assert hubspot["connectors"] == ["hubspot"]
+    assert hubspot["sandboxes"] == ["hubspot"]

@@ -132,8 +132,9 @@ def test_a_record_committed_late_is_still_pulled(hubspot_sandbox: HubSpotSandbox
     changes, _ = drain(connector.pull_changes(cursor), cursor)
     by_id = {c.native_id: c for c in changes}
     assert late in by_id
-    assert by_id[late].lead is not None
-    assert by_id[late].lead.fields["company"] == "Late Ltd"
+    lead = by_id[late].lead
+    assert lead is not None
+    assert lead.fields["company"] == "Late Ltd"
     assert by_id[late].modified_at < since
     assert "ancient@example.com" not in {c.lead.email for c in changes if c.lead}
 
@@ -241,8 +242,9 @@ def test_an_unmapped_lifecycle_stage_is_a_problem_not_a_value(
     assert problem.field == "lifecyclestage"
     assert problem.rule == "picklist_mapping"
     assert "'recycled'" in problem.message
-    assert by_id[odd].lead is not None
-    assert by_id[odd].lead.stage is None
+    lead = by_id[odd].lead
+    assert lead is not None
+    assert lead.stage is None
     assert not by_id[fine].problems
 
 

@@ -63,10 +63,12 @@ class Keyset:
     tie_after: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The keyset as a cursor's JSON."""
         return {"at_ms": self.at_ms, "tie_after": self.tie_after}
 
     @classmethod
     def from_json(cls, data: Any) -> Keyset | None:
+        """A keyset from a cursor's JSON, or None when there is none."""
         if not isinstance(data, dict) or "at_ms" not in data:
             return None
         tie = data.get("tie_after")

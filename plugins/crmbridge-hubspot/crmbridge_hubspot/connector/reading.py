@@ -63,7 +63,7 @@ class ChangeReader:
         self.client = client
         self.mapper = mapper
         self.settings = settings
-        self.properties = properties_to_read(mapper.mapping, MERGED_IDS)
+        self.properties = properties_to_read(mapper.mapping)
         self.lookback_ms = int(settings.lookback_seconds * 1000)
         self._scanned_ms = 0
 

@@ -119,6 +119,7 @@ class PropertyInfo:
 
     @property
     def enumeration(self) -> bool:
+        """Whether the property is a picklist."""
         return self.type == "enumeration"
 
 
@@ -129,6 +130,7 @@ class Catalog:
     properties: dict[str, PropertyInfo] = field(default_factory=dict)
 
     def get(self, name: str) -> PropertyInfo | None:
+        """The property named ``name``, or None."""
         return self.properties.get(name)
 
     def __contains__(self, name: object) -> bool:
