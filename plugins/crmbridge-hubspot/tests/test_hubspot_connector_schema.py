@@ -80,7 +80,7 @@ def test_setup_dry_run_says_what_it_would_create_and_creates_nothing(
             "name": "crmbridge_outcome",
             "type": "enumeration",
             "fieldType": "select",
-            "options": [{"value": "accepted", "label": "Accepted"}],
+            "options": [{"value": "accepted", "label": "Taken by sales"}],
         },
         {"name": "crmbridge_score", "type": "string", "fieldType": "text"},
         {"name": "lead_source", "remove": True},
@@ -99,6 +99,7 @@ def test_setup_completes_options_and_says_what_a_person_must_do(
     prop = hubspot_sandbox.emulator.portal.catalog.get("crmbridge_outcome")
     assert prop is not None
     assert prop.option_values()[:2] == ["accepted", "rejected"]
+    assert [o["label"] for o in prop.options[:2]] == ["Taken by sales", "Rejected"]
     assert any("crmbridge_score is of type string" in m for m in report.manual)
     assert any(m.startswith("contact property lead_source (") for m in report.manual)
     assert connector.setup().created == []

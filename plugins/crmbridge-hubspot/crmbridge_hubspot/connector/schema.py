@@ -116,6 +116,8 @@ class PropertyInfo:
     field_type: str
     options: tuple[str, ...] = ()
     group: str = ""
+    labels: tuple[str, ...] = ()
+    """The options' labels, in the order of ``options``."""
 
     @property
     def enumeration(self) -> bool:
@@ -147,13 +149,14 @@ def read_catalog(client: HubSpotClient) -> Catalog:
     )
     catalog = Catalog()
     for prop in answer.results or []:
-        options = tuple(str(o.value) for o in (prop.options or []))
+        options = list(prop.options or [])
         catalog.properties[prop.name] = PropertyInfo(
             name=prop.name,
             type=str(prop.type),
             field_type=str(prop.field_type),
-            options=options,
+            options=tuple(str(o.value) for o in options),
             group=str(prop.group_name or ""),
+            labels=tuple(str(o.label or o.value) for o in options),
         )
     return catalog
 
@@ -251,7 +254,7 @@ def _complete_options(
         return
     names = ", ".join(v for v, _ in missing)
     if not dry_run:
-        kept = [(v, v) for v in found.options]
+        kept = list(zip(found.options, found.labels, strict=True))
         client.call(
             f"PATCH properties/contacts/{spec.name}",
             client.properties_api.update_with_http_info,
