@@ -49,7 +49,8 @@ def runner(
 
 def hubspot_contact(sandbox: HubSpotSandbox) -> dict[str, Any]:
     found: dict[str, Any] = sandbox.control.control("get_contact", email=EMAIL)
-    return found["properties"]
+    props: dict[str, Any] = found["properties"]
+    return props
 
 
 def test_a_lead_is_handed_off_rejected_and_recycled_in_hubspot(
