@@ -5,8 +5,9 @@ one)."""
 from __future__ import annotations
 
 import pytest
+from crmbridge_hubspot.conformance import HubSpotHarness
 from crmbridge_hubspot.pytest_plugin import SandboxFactory
-from crmbridge_hubspot.testing import REASON_PROPERTY, HubSpotHarness
+from crmbridge_hubspot.testing import REASON_PROPERTY
 
 from crmbridge.testing.conformance import ConnectorConformance
 
