@@ -348,9 +348,10 @@ class Connector(abc.ABC):
         raise NotImplementedError(f"{self.name} cannot act as a source of leads")
 
     def pull_range(
-        self, since: datetime, until: datetime | None, cursor: Cursor
+        self, since: datetime | None, until: datetime | None, cursor: Cursor
     ) -> Iterator[ChangeBatch]:
-        """Every record modified in ``[since, until)`` for a backfill, resumable from ``cursor``.
+        """Every record modified in ``[since, until)`` for a backfill, resumable from ``cursor``;
+        ``since=None`` means from the first record.
 
         Defaults to :meth:`pull_changes` from ``since``; connectors with a cheaper bulk path
         override it.
@@ -361,7 +362,7 @@ class Connector(abc.ABC):
         """The records with these ids, read now, as changes (retrying quarantined records)."""
         raise NotImplementedError(f"{self.name} cannot fetch records by id")
 
-    def count_range(self, since: datetime, until: datetime | None) -> int | None:
+    def count_range(self, since: datetime | None, until: datetime | None) -> int | None:
         """How many records :meth:`pull_range` would read, if the system can say cheaply."""
         return None
 

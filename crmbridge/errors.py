@@ -120,7 +120,9 @@ class AuthenticationError(FatalError):
 class QuotaExhausted(FatalError):
     """The system's API quota (or crmbridge's share of it) is spent until ``resets_at``."""
 
-    def __init__(self, message: str, *, resets_at: datetime | None = None, **kw: str) -> None:
+    def __init__(
+        self, message: str, *, resets_at: datetime | None = None, **kw: str | None
+    ) -> None:
         self.resets_at = resets_at
         super().__init__(message, **kw)
 
@@ -135,7 +137,7 @@ class PipelineHeld(FatalError):
 class RetriableError(CrmBridgeError):
     """A transient failure; the same call may succeed later. ``retry_after`` is in seconds."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: str) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: str | None) -> None:
         self.retry_after = retry_after
         super().__init__(message, **kw)
 
@@ -149,7 +151,7 @@ class RateLimited(RetriableError):
         *,
         retry_after: float | None = None,
         policy: str | None = None,
-        **kw: str,
+        **kw: str | None,
     ) -> None:
         self.policy = policy
         super().__init__(message, retry_after=retry_after, **kw)
@@ -169,7 +171,7 @@ class SessionExpired(RetriableError):
 class RecordError(CrmBridgeError):
     """One record cannot be processed. ``rule`` names the rule it broke."""
 
-    def __init__(self, message: str, *, rule: str | None = None, **kw: str) -> None:
+    def __init__(self, message: str, *, rule: str | None = None, **kw: str | None) -> None:
         self.rule = rule
         super().__init__(message, **kw)
 
@@ -185,7 +187,7 @@ class MappingError(RecordError):
 class WriteRejected(RecordError):
     """The system refused to write this record; ``code`` is the system's own error code."""
 
-    def __init__(self, message: str, *, code: str | None = None, **kw: str) -> None:
+    def __init__(self, message: str, *, code: str | None = None, **kw: str | None) -> None:
         self.code = code
         super().__init__(message, **kw)
 

@@ -107,7 +107,7 @@ def call_with_retry(
         stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.max_seconds),
         before_sleep=before_sleep,
         reraise=True,
-        sleep=sleep or _sleep,
+        sleep=_sleep if sleep is None else sleep,
     )
     return retrying(fn)
 

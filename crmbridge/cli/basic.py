@@ -183,6 +183,13 @@ def setup(
     """
     b = bridge(ctx)
     for name in dict.fromkeys((b.settings.pipeline.marketing, b.settings.pipeline.sales)):
+        if name in b.connector_classes and not b.connector_configured(name):
+            console.print(
+                f"[yellow]![/] connector {name!r} is not configured (no CRMBRIDGE_"
+                f"{name.upper()}__* settings); skipped",
+                highlight=False,
+            )
+            continue
         with b.connector(name) as connector:
             report = connector.setup(dry_run=dry_run)
         verb = "would create" if dry_run else "created"

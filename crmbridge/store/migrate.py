@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from crmbridge.store.engine import WRITE_OPTION
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -21,18 +23,23 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply every migration up to ``revision`` (idempotent)."""
+    """Apply every migration up to ``revision`` (idempotent; safe when two processes start at
+    once: the write lock is taken before the schema is read)."""
     config = alembic_config(engine)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    with engine.connect() as connection:
+        connection.execution_options(**{WRITE_OPTION: True})
+        with connection.begin():
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     config = alembic_config(engine)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, revision)
+    with engine.connect() as connection:
+        connection.execution_options(**{WRITE_OPTION: True})
+        with connection.begin():
+            config.attributes["connection"] = connection
+            command.downgrade(config, revision)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -150,6 +150,8 @@ def _gone(
     cy.counts.deleted += 1
     if link is None:
         return None
+    if link.deleted_at is not None and link.merged_into == change.merged_into:
+        return None  # read again within the lookback: known already
     what = (
         "merged into " + str(change.merged_into) if change.kind is ChangeKind.MERGE else "deleted"
     )

@@ -269,21 +269,23 @@ class MemoryMarketing(_MemoryConnector):
         return [self._change(self.side.records[i]) for i in native_ids if i in self.side.records]
 
     def pull_range(
-        self, since: datetime, until: datetime | None, cursor: Cursor
+        self, since: datetime | None, until: datetime | None, cursor: Cursor
     ) -> Iterator[ChangeBatch]:
         for page, next_cursor in self._pages(cursor):
             inside = [
                 r
                 for r in page
-                if r.modified_at >= since and (until is None or r.modified_at < until)
+                if (since is None or r.modified_at >= since)
+                and (until is None or r.modified_at < until)
             ]
             yield ChangeBatch([self._change(r) for r in inside], next_cursor)
 
-    def count_range(self, since: datetime, until: datetime | None) -> int | None:
+    def count_range(self, since: datetime | None, until: datetime | None) -> int | None:
         return sum(
             1
             for r in self.side.records.values()
-            if r.modified_at >= since and (until is None or r.modified_at < until)
+            if (since is None or r.modified_at >= since)
+            and (until is None or r.modified_at < until)
         )
 
     def _change(self, record: MemoryRecord) -> Change:
