@@ -134,7 +134,7 @@ def test_a_new_plugin_passes_its_own_tests_and_lint(tmp_path: Path, kind: str) -
     assert " failed" not in tests.stdout
     for command in (["check", "."], ["format", "--check", "."]):
         lint = subprocess.run(
-            [str(BIN / "ruff"), *command], cwd=created.path, capture_output=True, text=True,
-            check=False,
+            [str(BIN / "ruff"), *command, "--no-cache"], cwd=created.path,
+            capture_output=True, text=True, check=False,
         )  # fmt: skip
         assert lint.returncode == 0, lint.stdout + lint.stderr
