@@ -51,10 +51,11 @@ def test_pull_changes_maps_leads_and_their_stage(salesforce_sandbox: SalesforceS
     )["ids"]
     connector = connector_for(salesforce_sandbox)
     changes = {c.native_id: c for b in connector.pull_changes(Cursor()) for c in b.changes}
-    assert changes[good].lead is not None
-    assert changes[good].lead.stage == "sal"
-    assert changes[good].lead.fields["lead_source"] == "webinar"
-    assert changes[good].lead.email == "source0@example.com"
+    lead = changes[good].lead
+    assert lead is not None
+    assert lead.stage == "sal"
+    assert lead.fields["lead_source"] == "webinar"
+    assert lead.email == "source0@example.com"
     assert changes[odd].problems[0].rule == "picklist_mapping"
     assert "'Fax'" in changes[odd].problems[0].message
 

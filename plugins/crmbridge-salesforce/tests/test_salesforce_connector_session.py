@@ -173,10 +173,10 @@ def test_settings_name_what_each_mode_needs() -> None:
     assert "CRMBRIDGE_SALESFORCE__USERNAME" in text
     assert "CRMBRIDGE_SALESFORCE__PRIVATE_KEY" in text
     with pytest.raises(ValidationError, match="the org's My Domain"):
-        SalesforceSettings(client_id="key", client_secret="secret")  # type: ignore[arg-type]
+        SalesforceSettings(client_id="key", client_secret="secret")
     settings = SalesforceSettings(
         client_id="key",
-        client_secret="secret",  # type: ignore[arg-type]
+        client_secret="secret",
         domain="https://acme.my.salesforce.com/",
         api_version="v60.0",
     )
