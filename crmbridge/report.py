@@ -79,7 +79,8 @@ def build_report(store: Store, definition: LeadDefinition, pipeline: str, now: d
     handed = {h.lead_id for h in handoffs}
     kinds: dict[str, set[int]] = {}
     for o in outcomes:
-        kinds.setdefault(o.kind, set()).add(o.lead_id)
+        if o.handoff_id is not None:  # the funnel follows the leads crmbridge handed over
+            kinds.setdefault(o.kind, set()).add(o.lead_id)
     accepted = (
         kinds.get("accepted", set()) | kinds.get("converted", set()) | kinds.get("won", set())
     )

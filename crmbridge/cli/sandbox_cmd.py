@@ -140,7 +140,7 @@ def demo(
     seed: Annotated[
         int, typer.Option(help="Seed of the demo data and of the simulated teams.")
     ] = 42,
-    speed: Annotated[float, typer.Option(help="How much faster demo time runs.")] = 60.0,
+    speed: Annotated[float, typer.Option(help="How much faster demo time runs.")] = 120.0,
 ) -> None:
     """The live demo: sandboxes with demo data, the daemon, a simulated sales team, the report."""
     from crmbridge.demo import run_demo

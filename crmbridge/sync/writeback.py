@@ -211,6 +211,23 @@ def _changed(link: LinkRow, values: Mapping[str, Any], prefix: str = "") -> dict
     }
 
 
+def _field_changes(link: LinkRow, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Fields whose value the system does not hold yet: it differs from what crmbridge last
+    wrote there, or (never written) from what the system was last seen to show."""
+    written = link.written or {}
+    observed = link.observed or {}
+    out = {}
+    for name, value in values.items():
+        stored = jsonable(value)
+        if name in written:
+            if written[name] == stored:
+                continue
+        elif observed.get(name) == stored:
+            continue
+        out[name] = value
+    return out
+
+
 def _fields_to_write(
     cy: Cycle,
     row: LeadRow,
@@ -223,7 +240,7 @@ def _fields_to_write(
     candidates = {
         f: row.fields.get(f) for f in mapping.writable_fields(creating=False) if f in row.fields
     }
-    changed = _changed(link, candidates)
+    changed = _field_changes(link, candidates)
     for name, (wrote, found) in conflicts(link, changed).items():
         changed.pop(name)
         cy.counts.conflicts += 1
