@@ -13,17 +13,13 @@ import pytest
 from crmbridge.plugins import make_plugin_manager
 from tests.docs.markdown import REPO, Block, blocks
 
+EXAMPLE_PLUGINS = ("crmbridge-csv", "crmbridge-routing", "crmbridge-webhook")
 PAGES = [
-    REPO / "docs" / "writing-a-plugin.md",
-    REPO / "docs" / "writing-a-connector.md",
-    REPO / "docs" / "testing-a-plugin.md",
-    REPO / "docs" / "operations.md",
-    REPO / "docs" / "lifecycle.md",
-    REPO / "plugins" / "crmbridge-csv" / "README.md",
-    REPO / "plugins" / "crmbridge-routing" / "README.md",
-    REPO / "plugins" / "crmbridge-webhook" / "README.md",
+    *sorted(p for p in (REPO / "docs").glob("*.md") if p.name != "hooks.md"),
+    *(REPO / "plugins" / name / "README.md" for name in EXAMPLE_PLUGINS),
     REPO / "docs" / "tutorial" / "crmbridge-target-accounts" / "README.md",
 ]
+"""Every page of docs/ (hooks.md has its own test) and the example plugins' READMEs."""
 IDS = [str(p.relative_to(REPO)) for p in PAGES]
 
 
@@ -59,9 +55,11 @@ def run(page: Path, block: Block, namespace: types.ModuleType) -> None:
         assert pm.get_plugin("docs-example") is plugin
 
 
-def test_every_page_of_docs_is_checked() -> None:
-    pages = {p for p in (REPO / "docs").glob("*.md") if p.name != "hooks.md"}
-    assert pages <= set(PAGES), sorted(str(p) for p in pages - set(PAGES))
+def test_the_pages_of_this_issue_are_checked() -> None:
+    names = {str(p.relative_to(REPO)) for p in PAGES}
+    for page in ("writing-a-plugin", "writing-a-connector", "testing-a-plugin", "operations",
+                 "lifecycle"):  # fmt: skip
+        assert f"docs/{page}.md" in names
 
 
 def test_the_webhook_readme_verifies_a_real_signature() -> None:
