@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -57,6 +58,7 @@ class Receiver:
     server: ThreadingHTTPServer
     requests: list[Received] = field(default_factory=list)
     statuses: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    delay: float = 0.0
 
     @property
     def url(self) -> str:
@@ -78,6 +80,8 @@ def receiver() -> Iterator[Receiver]:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
             me.requests.append(Received(self.path, dict(self.headers.items()), body))
+            if me.delay:
+                time.sleep(me.delay)
             status, headers = me.statuses.pop(0) if me.statuses else (204, {})
             self.send_response(status)
             for key, value in headers.items():
@@ -379,3 +383,30 @@ def test_a_bad_url_is_named(make_context: MakeContext) -> None:
     assert "CRMBRIDGE_WEBHOOK__URL: Value error, must be an http:// or https:// address" in str(
         caught.value
     )
+
+
+def test_a_redirect_is_not_followed(
+    receiver: Receiver, make_context: MakeContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.answer((301, {"Location": "https://elsewhere.example/hook"}))
+    with caplog.at_level(logging.ERROR, logger="crmbridge.plugins.webhook"):
+        WebhookPlugin().crm_sla_breached(make_context(configured(receiver)), ada(), handoff())
+    assert len(receiver.requests) == 1
+    assert "answered 301 (a redirect); crmbridge does not follow redirects for a POST" in (
+        caplog.text
+    )
+    assert "set CRMBRIDGE_WEBHOOK__URL to the final address" in caplog.text
+
+
+def test_a_slow_endpoint_times_out(
+    receiver: Receiver, make_context: MakeContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.delay = 0.5
+    values = configured(
+        receiver, CRMBRIDGE_WEBHOOK__TIMEOUT_SECONDS="0.1", CRMBRIDGE_WEBHOOK__ATTEMPTS="1"
+    )
+    with caplog.at_level(logging.ERROR, logger="crmbridge.plugins.webhook"):
+        WebhookPlugin().crm_sla_breached(make_context(values), ada(), handoff())
+    host = receiver.url.split("/hooks")[0]
+    assert f"webhook {host}/… did not answer within 0.1 s" in caplog.text
+    assert "raise CRMBRIDGE_WEBHOOK__TIMEOUT_SECONDS or check the receiver" in caplog.text
