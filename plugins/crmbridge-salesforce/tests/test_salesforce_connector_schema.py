@@ -37,6 +37,18 @@ def test_a_complete_org_checks_clean(salesforce_sandbox: SalesforceSandbox) -> N
     ]
 
 
+def test_an_unreachable_org_is_an_error_in_the_report(
+    salesforce_sandbox: SalesforceSandbox,
+) -> None:
+    connector = connector_for(
+        salesforce_sandbox, sandbox_url="http://127.0.0.1:9", connect_timeout_seconds=0.5
+    )
+    report = connector.check()
+    [item] = report.items
+    assert (item.level, item.subject) == ("error", "connection")
+    assert item.message.startswith("client_credentials login: the connection failed")
+
+
 def test_missing_crmbridge_fields_say_exactly_what_to_add(
     salesforce_sandbox_factory: Factory,
 ) -> None:

@@ -16,7 +16,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from crmbridge import CheckReport, CrmBridgeError, SetupReport, SystemMapping
+from crmbridge import (
+    AuthenticationError,
+    CheckReport,
+    CrmBridgeError,
+    QuotaExhausted,
+    SetupReport,
+    SystemMapping,
+)
 from crmbridge_salesforce.connector.errors import SYSTEM
 from crmbridge_salesforce.connector.session import SalesforceSession
 
@@ -349,8 +356,6 @@ def check(
 
 
 def _subject(exc: CrmBridgeError) -> str:
-    from crmbridge import AuthenticationError, QuotaExhausted
-
     if isinstance(exc, AuthenticationError):
         return "login"
     if isinstance(exc, QuotaExhausted):
