@@ -4,6 +4,7 @@ end through the installed plugin, the env from the sandbox, and the CLI."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -227,3 +228,12 @@ def test_crmbridge_setup_tells_the_admin_what_to_add(invoke: Invoke) -> None:
         f"(case-insensitive) — {NEW}"
     ) in result.stdout.splitlines()
     assert invoke("setup").stdout == result.stdout
+
+
+def test_the_installed_plugin_registers_the_connector_and_the_sandbox(invoke: Invoke) -> None:
+    result = invoke("plugins", "--json")
+    assert result.exit_code == 0, result.output
+    [salesforce] = [p for p in json.loads(result.stdout) if p["name"] == "salesforce"]
+    assert salesforce["connectors"] == ["salesforce"]
+    assert salesforce["sandboxes"] == ["salesforce"]
+    assert salesforce["hooks"] == ["crm_register_connectors", "crm_register_sandboxes"]
