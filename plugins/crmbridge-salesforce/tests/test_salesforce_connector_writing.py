@@ -138,6 +138,33 @@ def test_status_is_written_only_when_crmbridge_creates_the_lead(
     assert lead(salesforce_sandbox, first.native_id)["Status"] == "Working - Contacted"
 
 
+def test_updates_of_linked_leads_go_by_id_and_never_create(
+    salesforce_sandbox: SalesforceSandbox,
+) -> None:
+    connector = connector_for(salesforce_sandbox)
+    kept, gone = connector.push_leads([handoff("kept@example.com"), handoff("gone@example.com")])
+    salesforce_sandbox.control.control("delete_record", object="Lead", id=gone.native_id)
+    updates = [
+        LeadWrite(
+            email=email,
+            crmbridge_id=crmbridge_id_for(email),
+            native_id=result.native_id,
+            annotations={"score": 90, "sla_breached": True},
+            create=False,
+        )
+        for email, result in (("kept@example.com", kept), ("gone@example.com", gone))
+    ]
+    before = len(salesforce_sandbox.server.call_log)
+    ok, refused = connector.push_leads(updates)
+    assert salesforce_sandbox.calls(before).by_endpoint() == {"PATCH composite/sobjects": 1}
+    assert ok.ok
+    assert ok.created is False
+    record = lead(salesforce_sandbox, kept.native_id)
+    assert (record["CrmBridge_Score__c"], record["CrmBridge_SLA_Breached__c"]) == (90, True)
+    assert refusal(refused).code == "ENTITY_IS_DELETED"
+    assert salesforce_sandbox.control.control("find_leads", email="gone@example.com") == []
+
+
 def test_owners_by_name_are_looked_up_once(salesforce_sandbox: SalesforceSandbox) -> None:
     connector = connector_for(salesforce_sandbox)
     connector.check()

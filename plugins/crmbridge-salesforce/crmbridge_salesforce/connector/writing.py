@@ -97,7 +97,8 @@ class LeadWriter:
     # -- handoffs --------------------------------------------------------------------------------
 
     def push(self, writes: Sequence[LeadWrite]) -> list[WriteResult]:
-        """Upsert ``writes`` on the external id; one result per write, in order."""
+        """Upsert ``writes`` on the external id (updates by Id for writes that may not create);
+        one result per write, in order."""
         results: list[WriteResult | None] = [None] * len(writes)
         self._require_fields()
         self.owners.resolve(w.owner for w in writes if w.owner)
@@ -111,10 +112,18 @@ class LeadWriter:
                 items.append(_Item(i, write, self._handoff_record(write)))
             except WriteRejected as exc:
                 results[i] = WriteResult(write.key, ok=False, native_id=write.native_id, error=exc)
-        if len(items) >= self.settings.bulk_threshold:
-            self._push_bulk(items, results)
+        # A write that may not create (an update of a lead crmbridge linked) goes by Id: an
+        # upsert would make a new lead of one that was deleted in Salesforce meanwhile.
+        updates = [i for i in items if not i.write.create and i.write.native_id]
+        upserts = [i for i in items if i.write.create or not i.write.native_id]
+        for item in updates:
+            item.record["Id"] = item.write.native_id
+        for part in chunks(updates, COLLECTION_SIZE):
+            self._update_collection(list(part), results)
+        if len(upserts) >= self.settings.bulk_threshold:
+            self._push_bulk(upserts, results)
         else:
-            for part in chunks(items, COLLECTION_SIZE):
+            for part in chunks(upserts, COLLECTION_SIZE):
                 self._push_collection(list(part), results)
         return _complete(writes, results)
 
@@ -307,26 +316,31 @@ class LeadWriter:
                     results[i] = WriteResult(
                         write.key, ok=False, native_id=write.native_id, error=exc
                     )
-        converted: list[_Item] = []
         for part in chunks(items, COLLECTION_SIZE):
-            body = {
-                "allOrNone": False,
-                "records": [{"attributes": {"type": LEAD}, **item.record} for item in part],
-            }
-            answer = self.session.restful(
-                f"PATCH composite/sobjects ({len(part)} leads)", "composite/sobjects", "PATCH", body
-            )
-            for item, outcome in zip(part, _answers(answer, len(part)), strict=True):
-                if outcome.get("success"):
-                    results[item.index] = WriteResult(
-                        item.write.key, ok=True, native_id=item.write.native_id, created=False
-                    )
-                elif _first_error(outcome).get("statusCode") == CONVERTED:
-                    converted.append(item)
-                else:
-                    results[item.index] = self._refused(item.write, _first_error(outcome))
-        self._skip_converted(converted, results)
+            self._update_collection(list(part), results)
         return _complete(writes, results)
+
+    def _update_collection(self, items: list[_Item], results: list[WriteResult | None]) -> None:
+        """Update existing Leads by Id (records carry ``Id``); never creates one."""
+        body = {
+            "allOrNone": False,
+            "records": [{"attributes": {"type": LEAD}, **item.record} for item in items],
+        }
+        answer = self.session.restful(
+            f"PATCH composite/sobjects ({len(items)} leads)", "composite/sobjects", "PATCH", body
+        )
+        converted: list[_Item] = []
+        for item, outcome in zip(items, _answers(answer, len(items)), strict=True):
+            error = _first_error(outcome)
+            if outcome.get("success"):
+                results[item.index] = WriteResult(
+                    item.write.key, ok=True, native_id=item.write.native_id, created=False
+                )
+            elif error.get("statusCode") == CONVERTED:
+                converted.append(item)
+            else:
+                results[item.index] = self._refused(item.write, error)
+        self._skip_converted(converted, results)
 
     def _outcome_record(self, write: LeadWrite) -> dict[str, Any]:
         try:
