@@ -118,13 +118,27 @@ def _value(v: Any) -> str:
     return json.dumps(text, ensure_ascii=False) if (" " in text or not text) else text
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
+    """Writes to whatever ``sys.stderr`` is at the time (it may be swapped and closed since)."""
+
+    @property  # type: ignore[override,unused-ignore]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        """Ignored: this handler always writes to the current ``sys.stderr``."""
+
+
 def configure_logging(level: str = "INFO", fmt: str = "text", stream: Any = None) -> None:
     """Send crmbridge's (and its plugins') log records to ``stream`` (stderr), redacted."""
     root = logging.getLogger("crmbridge")
-    for handler in list(root.handlers):
-        if getattr(handler, "_crmbridge", False):
-            root.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    for old in list(root.handlers):
+        if getattr(old, "_crmbridge", False):
+            root.removeHandler(old)
+    handler: logging.Handler = (
+        logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+    )
     handler._crmbridge = True  # type: ignore[attr-defined]
     handler.addFilter(RedactingFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())

@@ -16,6 +16,7 @@ from typing import ClassVar
 from crmbridge import (
     ApiUsage,
     AuthenticationError,
+    Change,
     ChangeBatch,
     CheckReport,
     Connector,
@@ -89,6 +90,10 @@ class HubSpotConnector(Connector):
     ) -> Iterator[ChangeBatch]:
         """Every contact modified in ``[since, until)``; ``since=None`` reads every contact."""
         return self.reader.pull_range(since, until, cursor)
+
+    def fetch(self, native_ids: Sequence[str]) -> list[Change]:
+        """These contacts as they are now (to retry quarantined records), by batch read."""
+        return self.reader.fetch(native_ids)
 
     def write_outcomes(self, writes: Sequence[LeadWrite]) -> list[WriteResult]:
         """Stage, lead status and crmbridge's properties, by batch update of existing contacts."""

@@ -34,7 +34,7 @@ from typing import Any
 
 from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
 
-from crmbridge import ChangeBatch, Cursor
+from crmbridge import Change, ChangeBatch, Cursor
 from crmbridge_hubspot.connector.client import HubSpotClient
 from crmbridge_hubspot.connector.native import to_ms
 from crmbridge_hubspot.connector.pages import Keyset, list_pages, search_window
@@ -51,6 +51,7 @@ from crmbridge_hubspot.connector.settings import HubSpotSettings
 
 log = logging.getLogger("crmbridge.connector.hubspot")
 LIST = "list"
+BATCH = 100
 INCREMENTAL = "incremental"
 
 
@@ -151,6 +152,28 @@ class ChangeReader:
                 if merged in wanted and merged != survivor.id:
                     found[merged] = survivor.id
         return found
+
+    # -- fetch ---------------------------------------------------------------------------------
+
+    def fetch(self, ids: Sequence[str]) -> list[Change]:
+        """The contacts with these ids as they are now (batch reads of 100; the missing are
+        left out)."""
+        changes: list[Change] = []
+        for start in range(0, len(ids), BATCH):
+            chunk = list(ids[start : start + BATCH])
+            body = BatchReadInputSimplePublicObjectId(
+                inputs=[SimplePublicObjectId(id=i) for i in chunk],
+                properties=self.properties,
+                properties_with_history=[],
+            )
+            answer = self.client.call_json(
+                f"POST objects/contacts/batch/read ({len(chunk)} contacts)",
+                self.client.batch_api.read_with_http_info,
+                batch_read_input_simple_public_object_id=body,
+                archived=False,
+            )
+            changes += [self.mapper.upsert(c) for c in contacts_of(answer)]
+        return changes
 
     # -- pull_range ----------------------------------------------------------------------------
 
