@@ -19,6 +19,7 @@ import pstats
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,12 +60,13 @@ def timed_intake(runner: PipelineRunner, page: int) -> tuple[float, int]:
     marketing, sales = runner.connectors()
     marketing.settings = memory.MemorySettings(world="bench", page_size=page)  # type: ignore[misc]
     bridge = runner.bridge
+    hour = timedelta(hours=1)
+    lease = runner.store.acquire_lease(runner.name, runner.owner, hour, bridge.clock())
     cy = Cycle(
         pipeline=runner.name, store=runner.store, definition=bridge.definition, hooks=runner.hooks,
         ctx=bridge.context(pipeline=runner.name, store=runner.store), marketing=marketing,
-        sales=sales, owner=runner.owner,
-        lease=runner.store.acquire_lease(runner.name, runner.owner, __import__("datetime").timedelta(hours=1), bridge.clock()),
-        run_id="bench", clock=bridge.clock, quota=QuotaGuard(0.2),
+        sales=sales, owner=runner.owner, lease=lease, run_id="bench", clock=bridge.clock,
+        quota=QuotaGuard(0.2),
     )  # fmt: skip
     position = runner.store.cursor(runner.name, marketing.system_name(), "changes")
     batches = list(marketing.pull_changes(Cursor(position)))  # read first: time the engine only

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from crmbridge.app import CrmBridge, default_definition_path
 from crmbridge.connector import (
     ANNOTATIONS,
     ApiUsage,
@@ -60,6 +61,7 @@ from crmbridge.hookimpl import hookimpl
 from crmbridge.lead import Handoff, Lead, Outcome, OutcomeKind, Stage, normalize_email
 from crmbridge.settings import Settings, load_settings
 from crmbridge.store.records import QuarantinedRecord
+from crmbridge.values import check_value
 
 __all__ = [
     "ANNOTATIONS",
@@ -74,6 +76,7 @@ __all__ = [
     "ConfigurationError",
     "Connector",
     "ConnectorSettings",
+    "CrmBridge",
     "CrmBridgeError",
     "Cursor",
     "DefinitionError",
@@ -116,6 +119,8 @@ __all__ = [
     "WriteRejected",
     "WriteResult",
     "__version__",
+    "check_value",
+    "default_definition_path",
     "hookimpl",
     "load_settings",
     "normalize_email",
