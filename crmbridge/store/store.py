@@ -475,25 +475,30 @@ class Store(LifecycleQueries):
         owner: str,
         fence: int,
         now: datetime,
+        lease: str | None = None,
     ) -> None:
         """Write a cursor, only if ``owner`` still holds the pipeline's lease under ``fence``.
 
         The check and the write are one transaction (the caller's), so a lease taken over in
         between cannot slip through: the write raises :class:`PipelineHeld` and the transaction,
-        with the work the cursor covered, rolls back.
+        with the work the cursor covered, rolls back. ``lease`` names the lease that guards the
+        cursor when it is not the pipeline's own (a chunk of a backfill split across workers holds
+        a lease of its own, so chunks and cycles of one pipeline run side by side).
         """
+        key = lease or pipeline
         # FOR SHARE (PostgreSQL): a takeover's UPDATE of the lease waits until this transaction
         # ends, so the check and the write cannot be split by one. SQLite's BEGIN IMMEDIATE
         # already serializes every writer.
         held = conn.execute(
             select(t.leases.c.owner, t.leases.c.fence)
-            .where(t.leases.c.pipeline == pipeline)
+            .where(t.leases.c.pipeline == key)
             .with_for_update(read=True)
         ).first()
         if held is None or held.owner != owner or held.fence != fence:
             holder = f"{held.owner} (fence {held.fence})" if held else "nobody"
+            which = "the lease" if key == pipeline else f"the lease {key!r}"
             raise PipelineHeld(
-                f"pipeline {pipeline!r}: cursor {system}/{stream} not written; the lease is now "
+                f"pipeline {pipeline!r}: cursor {system}/{stream} not written; {which} is now "
                 f"held by {holder}, not {owner} (fence {fence})",
                 hint="this process lost its lease; it stops without moving the cursor",
             )

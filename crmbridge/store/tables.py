@@ -12,7 +12,12 @@ that the migrations and these definitions agree.
 * ``leases`` — which process holds a pipeline, until when, and the fencing counter;
 * ``quarantine`` — records that broke the definition or were refused, to see and retry;
 * ``runs`` — the counts of each cycle and backfill;
-* ``backfills`` — a backfill's range and cursor, so it resumes where it stopped.
+* ``backfills`` — a backfill's range and cursor, so it resumes where it stopped;
+* ``scaled_pipelines`` — the scaled runtime's schedule: when each pipeline is due next;
+* ``scaled_ticks`` — the scaled runtime's log of the jobs that held a pipeline (start, end, worker).
+
+On PostgreSQL the migrations also create procrastinate's own tables (``procrastinate_*``) for the
+scaled runtime; they are procrastinate's, not described here.
 """
 
 from __future__ import annotations
@@ -264,4 +269,34 @@ backfills = Table(
     Column("counts", Json),
     Column("started_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+scaled_pipelines = Table(
+    "scaled_pipelines",
+    metadata,
+    Column("pipeline", String(80), primary_key=True),
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("last_job_id", BigInteger),
+    Column("last_started_at", UTCDateTime()),
+    Column("last_finished_at", UTCDateTime()),
+    Column("last_status", String(20)),
+    Column("last_ok_at", UTCDateTime()),
+    Column("note", Text),
+)
+
+scaled_ticks = Table(
+    "scaled_ticks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("pipeline", String(80), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("job_id", BigInteger, nullable=False),
+    Column("worker_id", BigInteger),
+    Column("owner", String(200), nullable=False),
+    Column("run_id", String(40)),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime()),
+    Column("status", String(20), nullable=False),
+    Index(None, "pipeline", "started_at"),
+    Index(None, "job_id"),
 )

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import insert, select, update
 
@@ -33,6 +34,11 @@ from crmbridge.sync.writeback import writeback_step
 
 log = logging.getLogger("crmbridge.backfill")
 HANDOFF_EVERY = 10_000
+
+BackfillPart = Literal["whole", "intake", "handoff"]
+"""What a call of :func:`run_backfill` does: the ``whole`` backfill; only the ``intake`` of the
+range (one chunk of a backfill split across workers); or only the ``handoff`` and write-back that
+follow the chunks, once they are all taken in."""
 
 
 @dataclass(frozen=True)
@@ -61,30 +67,42 @@ def run_backfill(
     restart: bool = False,
     stop: threading.Event | None = None,
     progress: Callable[[Progress], None] | None = None,
+    part: BackfillPart = "whole",
+    lease_key: str | None = None,
 ) -> CycleResult:
-    """Backfill ``[since, until)``; a repeated call with the same range resumes where it stopped."""
+    """Backfill ``[since, until)``; a repeated call with the same range resumes where it stopped.
+
+    ``part`` and ``lease_key`` split a backfill across workers: each chunk of the range runs its
+    ``intake`` under a lease of its own (``lease_key``), so chunks run side by side; the
+    ``handoff`` part then runs once under the pipeline's lease, so no two workers hand off one lead.
+    """
     bridge = runner.bridge
     store = runner.store
     marketing, sales = runner.connectors()
     definition = bridge.definition
     ident = backfill_id(runner.name, since, until)
     stream = f"backfill:{ident}"
+    take_in, hand_off = part != "handoff", part != "intake"
+    key = lease_key or runner.name
     now = bridge.clock()
     lease = None
     run_id = uuid.uuid4().hex[:12]
     if not dry_run:
         try:
             lease = store.acquire_lease(
-                runner.name, runner.owner, timedelta(seconds=bridge.settings.lease_seconds), now
+                key, runner.owner, timedelta(seconds=bridge.settings.lease_seconds), now
             )
         except PipelineHeld as exc:
             return CycleResult(run_id, runner.name, "held", RunCounts(), error=exc)
-        _register(store, ident, runner.name, since, until, now, restart=restart)
+        if take_in:
+            _register(store, ident, runner.name, since, until, now, restart=restart)
         store.start_run(
             run_id, runner.name, "backfill", now, dry_run=False, version=definition.version
         )
     position = (
-        {} if restart or dry_run else store.cursor(runner.name, marketing.system_name(), stream)
+        {}
+        if restart or dry_run or not take_in
+        else store.cursor(runner.name, marketing.system_name(), stream)
     )
     cy = Cycle(
         pipeline=runner.name,
@@ -102,7 +120,7 @@ def run_backfill(
         dry_run=dry_run,
         stop=stop or threading.Event(),
     )
-    total = marketing.count_range(since, until)
+    total = marketing.count_range(since, until) if take_in else None
     calls_marketing, calls_sales = marketing.api_usage().calls, sales.api_usage().calls
     calls_before = calls_marketing + calls_sales
     status = "ok"
@@ -110,19 +128,21 @@ def run_backfill(
     taken = 0
     try:
         since_handoff = 0
-        for batch in marketing.pull_range(since, until, Cursor(position)):
+        batches = marketing.pull_range(since, until, Cursor(position)) if take_in else iter(())
+        for batch in batches:
             cy.check_stop()
             intake_batch(cy, batch, stream=stream)
             taken += len(batch.changes)
             since_handoff += len(batch.changes)
-            if since_handoff >= HANDOFF_EVERY:
+            if part == "whole" and since_handoff >= HANDOFF_EVERY:
                 handoff_step(cy)
                 since_handoff = 0
             cy.quota.check(marketing)
             if progress is not None:
                 progress(_progress(cy, taken, total, calls_before))
-        handoff_step(cy)
-        writeback_step(cy)
+        if hand_off:
+            handoff_step(cy)
+            writeback_step(cy)
         if progress is not None:
             progress(_progress(cy, taken, total, calls_before))
     except Stopped as exc:
@@ -136,12 +156,13 @@ def run_backfill(
     for connector, before in ((marketing, calls_marketing), (sales, calls_sales)):
         counts.api_calls[connector.system_name()] = connector.api_usage().calls - before
     if not dry_run:
-        with store.transaction() as conn:
-            conn.execute(
-                update(t.backfills)
-                .where(t.backfills.c.id == ident)
-                .values(status="done" if status == "ok" else status, updated_at=bridge.clock())
-            )
+        if take_in:
+            with store.transaction() as conn:
+                conn.execute(
+                    update(t.backfills)
+                    .where(t.backfills.c.id == ident)
+                    .values(status="done" if status == "ok" else status, updated_at=bridge.clock())
+                )
         store.finish_run(
             run_id,
             bridge.clock(),
@@ -149,7 +170,7 @@ def run_backfill(
             counts=counts.to_dict(),
             error=str(error) if error else None,
         )
-        store.release_lease(runner.name, runner.owner)
+        store.release_lease(key, runner.owner)
     runner.hooks.notify("crm_cycle_finished", ctx=cy.ctx, counts=counts)
     return CycleResult(run_id, runner.name, status, counts, cy.plan, error)
 

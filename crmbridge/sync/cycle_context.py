@@ -112,7 +112,8 @@ class Cycle:
             callback()
 
     def commit_cursor(self, conn: Connection, system: str, stream: str, position: Any) -> None:
-        """Move a cursor in the caller's transaction, fenced by this cycle's lease."""
+        """Move a cursor in the caller's transaction, fenced by this cycle's lease (the pipeline's,
+        or a backfill chunk's own)."""
         if self.dry_run or self.lease is None:
             return
         self.store.commit_cursor(
@@ -124,6 +125,7 @@ class Cycle:
             owner=self.owner,
             fence=self.lease.fence,
             now=self.now(),
+            lease=self.lease.pipeline,
         )
 
     def close(self) -> None:

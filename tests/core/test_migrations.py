@@ -12,7 +12,14 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
 from crmbridge.store.engine import create_store_engine
-from crmbridge.store.migrate import current_revision, downgrade, head_revision, upgrade
+from crmbridge.store.migrate import (
+    FOREIGN_PREFIXES,
+    current_revision,
+    downgrade,
+    head_revision,
+    include_object,
+    upgrade,
+)
 from crmbridge.store.tables import metadata
 
 
@@ -25,15 +32,21 @@ def engine(store_url: str) -> Iterator[Engine]:
 
 
 def tables(engine: Engine) -> set[str]:
-    """The tables in the store, alembic's own bookkeeping left out."""
-    return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    """The tables in the store, alembic's own bookkeeping and procrastinate's tables left out."""
+    names = set(inspect(engine).get_table_names()) - {"alembic_version"}
+    return {n for n in names if not n.startswith(FOREIGN_PREFIXES)}
 
 
 def schema_diff(engine: Engine) -> list[Any]:
     """What alembic's autogenerate would change to make the store match the metadata."""
     with engine.connect() as conn:
         context = MigrationContext.configure(
-            conn, opts={"compare_type": True, "render_as_batch": engine.dialect.name == "sqlite"}
+            conn,
+            opts={
+                "compare_type": True,
+                "render_as_batch": engine.dialect.name == "sqlite",
+                "include_object": include_object,
+            },
         )
         return list(compare_metadata(context, metadata))
 
