@@ -36,6 +36,7 @@ from crmbridge.sync.intake import intake_batch
 from crmbridge.sync.outcomes import take_outcomes
 from crmbridge.sync.pipeline import Pipeline
 from crmbridge.sync.plan import Plan
+from crmbridge.sync.prefetch import prefetch
 from crmbridge.sync.sla import sla_step
 from crmbridge.sync.writeback import writeback_step
 
@@ -249,14 +250,14 @@ def run_steps(cy: Cycle) -> None:
     cy.quota.check(cy.marketing)
     retry_quarantined(cy)
     position = cy.store.cursor(cy.pipeline, cy.marketing_system, "changes")
-    for batch in cy.marketing.pull_changes(Cursor(position)):
+    for batch in prefetch(cy.marketing.pull_changes(Cursor(position))):
         cy.check_stop()
         intake_batch(cy, batch)
         cy.quota.check(cy.marketing)
     handoff_step(cy)
     cy.quota.check(cy.sales)
     position = cy.store.cursor(cy.pipeline, cy.sales_system, "outcomes")
-    for outcome_batch in cy.sales.pull_outcomes(Cursor(position)):
+    for outcome_batch in prefetch(cy.sales.pull_outcomes(Cursor(position))):
         cy.check_stop()
         take_outcomes(cy, outcome_batch)
         cy.quota.check(cy.sales)
