@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""Backfill against the API-limit floor, and against the script a user would write instead.
+
+N qualifying leads (10,000 by default) go from the HubSpot sandbox to the Salesforce sandbox, with
+realistic conditions: 100 ms of latency on every call, HubSpot's professional-tier limits (190
+requests per 10 s, 5 searches per second), Salesforce composite collections and Bulk API 2.0.
+
+    python benchmarks/backfill.py [--leads 10000] [--latency-ms 100] [--naive] [--keep]
+
+``crmbridge backfill`` runs as a child process, so its wall time and peak RSS are its own. The
+script prints, and writes to ``benchmarks/results/backfill-<N>.json``:
+
+* wall time, leads per second, peak RSS, API calls by endpoint;
+* the **minimum calls** the batch sizes allow for the whole loop: ceil(N/100) HubSpot list pages,
+  the Salesforce writes (ceil(N/200) collection calls below the bulk threshold; above it, one Bulk
+  API 2.0 job per 10,000-lead handoff chunk, at least 5 calls each: create, upload, close, one
+  status poll, results), and ceil(N/100) HubSpot batch updates that show marketing the handoff;
+* the **rate-limit floor** for those calls: HubSpot's calls at 19 per second, Salesforce's calls
+  at the latency (they are not rate limited per second);
+* the ratios actual/minimum calls and wall/floor.
+
+With ``--naive`` the record-by-record script (benchmarks/naive_sync.py) runs on fresh sandboxes
+with the same data, and both are printed side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+HANDOFF_CHUNK = 10_000
+BULK_THRESHOLD = 2_000
+
+FIRST = (
+    "Ada",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Alan",
+    "Barbara",
+    "Dennis",
+    "Frances",
+    "Ken",
+    "Radia",
+)
+LAST = ("Lovelace", "Hopper", "Torvalds", "Hamilton", "Turing", "Liskov", "Ritchie", "Allen")
+COMPANIES = ("Analytical", "Navy Labs", "Kernel", "Apollo", "Bletchley", "Clu", "Bell", "Stretch")
+TITLES = ("VP of Engineering", "Head of Sales", "Director of IT", "CTO", "VP Marketing")
+
+
+def contacts(count: int, seed: int) -> list[dict[str, Any]]:
+    """``count`` HubSpot contacts that each qualify as an MQL (about 1 % with a broken email)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        email = f"{rng.choice(FIRST).lower()}.{i}@{rng.choice(COMPANIES).lower().replace(' ', '')}.example.com"
+        if rng.random() < 0.01:
+            email = email.replace("@", "@@")
+        out.append(
+            {
+                "email": email,
+                "firstname": rng.choice(FIRST),
+                "lastname": rng.choice(LAST),
+                "company": f"{rng.choice(COMPANIES)} {i % 997}",
+                "jobtitle": rng.choice(TITLES),
+                "industry": "Software",
+                "numemployees": "500-1000",
+                "country": "US",
+                "lead_source": "webinar",
+                "lifecyclestage": "lead",
+            }
+        )
+    return out
+
+
+def start_sandboxes(latency_ms: float) -> tuple[Any, Any]:
+    from crmbridge.testing.sandbox import SandboxProcess
+    from crmbridge_hubspot.sandbox import HubSpotEmulator
+    from crmbridge_salesforce.sandbox import SalesforceEmulator
+
+    hubspot = SandboxProcess(
+        HubSpotEmulator, options={"tier": "professional"}, latency_ms=latency_ms
+    ).start()
+    salesforce = SandboxProcess(
+        SalesforceEmulator,
+        options={"bulk_job_delay_seconds": 0.2, "daily_api_limit": 10_000_000},
+        latency_ms=latency_ms,
+    ).start()
+    return hubspot, salesforce
+
+
+def seed(hubspot: Any, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), 20_000):
+        hubspot.control.control("seed_contacts", contacts=rows[start : start + 20_000])
+
+
+def env_for(workdir: Path, hubspot: Any, salesforce: Any) -> dict[str, str]:
+    from crmbridge_hubspot.sandbox import HubSpotEmulator
+    from crmbridge_salesforce.sandbox import SalesforceEmulator
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRMBRIDGE_")}
+    env.update(HubSpotEmulator({"tier": "professional"}).env(hubspot.url))
+    env.update(SalesforceEmulator({}).env(salesforce.url))
+    env.update(
+        CRMBRIDGE_DATABASE_URL=f"sqlite:///{workdir / 'store.sqlite3'}",
+        CRMBRIDGE_LOAD_PLUGINS="hubspot,salesforce",
+        CRMBRIDGE_LOG_LEVEL="WARNING",
+        CRMBRIDGE_SALESFORCE__BULK_POLL_SECONDS="0.25",
+        CRMBRIDGE_SALESFORCE__BULK_THRESHOLD=str(BULK_THRESHOLD),
+    )
+    return env
+
+
+def run_child(args: list[str], env: dict[str, str]) -> tuple[float, int, int, str]:
+    """Run a child, return (wall seconds, exit status, peak RSS in KB, output)."""
+    started = time.perf_counter()
+    out = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(
+        args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True
+    )
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out.seek(0)
+    return wall, proc.returncode, usage.ru_maxrss, out.read()
+
+
+def minimum_calls(n: int, valid: int) -> dict[str, int]:
+    pages = math.ceil(n / 100)
+    if valid >= BULK_THRESHOLD:
+        salesforce = math.ceil(valid / HANDOFF_CHUNK) * 5
+    else:
+        salesforce = math.ceil(valid / 200)
+    writeback = math.ceil(valid / 100)
+    return {"hubspot_pages": pages, "salesforce_writes": salesforce, "hubspot_writeback": writeback}
+
+
+def crmbridge_run(n: int, latency_ms: float, seed_value: int, keep: bool) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix=f"crmbridge-backfill-{n}-"))
+    rows = contacts(n, seed_value)
+    valid = sum("@@" not in r["email"] for r in rows)
+    hubspot, salesforce = start_sandboxes(latency_ms)
+    try:
+        seed(hubspot, rows)
+        env = env_for(workdir, hubspot, salesforce)
+        setup = subprocess.run(
+            [sys.executable, "-m", "crmbridge.cli", "setup"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        if setup.returncode:
+            raise SystemExit(f"crmbridge setup failed:\n{setup.stdout}{setup.stderr}")
+        hubspot.control.reset_calls()
+        salesforce.control.reset_calls()
+        wall, code, rss_kb, output = run_child(
+            [sys.executable, "-m", "crmbridge.cli", "backfill", "--since", "2000-01-01"], env
+        )
+        if code:
+            raise SystemExit(f"crmbridge backfill failed ({code}):\n{output[-4000:]}")
+        hs_calls = hubspot.control.calls()
+        sf_calls = salesforce.control.calls()
+    finally:
+        hubspot.stop()
+        salesforce.stop()
+    by_endpoint = Counter({f"hubspot {k}": v for k, v in hs_calls.by_endpoint().items()})
+    by_endpoint.update({f"salesforce {k}": v for k, v in sf_calls.by_endpoint().items()})
+    actual_hs = len(hs_calls)
+    actual_sf = len(sf_calls)
+    minimum = minimum_calls(n, valid)
+    min_hs = minimum["hubspot_pages"] + minimum["hubspot_writeback"]
+    min_total = min_hs + minimum["salesforce_writes"]
+    # HubSpot's calls cannot go faster than 19 a second; Salesforce's run one after another at
+    # the latency each (no per-second limit applies to them).
+    floor = (min_hs - 1) / 19.0 + latency_ms / 1000.0
+    floor += minimum["salesforce_writes"] * latency_ms / 1000.0
+    result = {
+        "tool": "crmbridge",
+        "leads": n,
+        "valid_leads": valid,
+        "latency_ms": latency_ms,
+        "wall_seconds": round(wall, 2),
+        "leads_per_second": round(n / wall, 1),
+        "peak_rss_mb": round(rss_kb / 1024, 1),
+        "api_calls": actual_hs + actual_sf,
+        "api_calls_hubspot": actual_hs,
+        "api_calls_salesforce": actual_sf,
+        "calls_by_endpoint": dict(by_endpoint.most_common()),
+        "minimum_calls": min_total,
+        "minimum_detail": minimum,
+        "rate_limit_floor_seconds": round(floor, 2),
+        "calls_vs_minimum": round((actual_hs + actual_sf) / min_total, 3),
+        "wall_vs_floor": round(wall / floor, 3),
+    }
+    if not keep:
+        for path in workdir.glob("*"):
+            path.unlink()
+        workdir.rmdir()
+    return result
+
+
+def naive_run(n: int, latency_ms: float, seed_value: int) -> dict[str, Any]:
+    hubspot, salesforce = start_sandboxes(latency_ms)
+    try:
+        seed(hubspot, contacts(n, seed_value))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CRMBRIDGE_")}
+        wall, code, rss_kb, output = run_child(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "naive_sync.py"),
+                "--hubspot-url",
+                hubspot.url,
+                "--salesforce-url",
+                salesforce.url,
+            ],
+            env,
+        )
+        if code:
+            raise SystemExit(f"naive script failed ({code}):\n{output[-4000:]}")
+        calls = len(hubspot.control.calls()) + len(salesforce.control.calls())
+    finally:
+        hubspot.stop()
+        salesforce.stop()
+    return {
+        "tool": "naive script",
+        "leads": n,
+        "latency_ms": latency_ms,
+        "wall_seconds": round(wall, 2),
+        "leads_per_second": round(n / wall, 1),
+        "peak_rss_mb": round(rss_kb / 1024, 1),
+        "api_calls": calls,
+        "output": output.strip().splitlines()[-1] if output.strip() else "",
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--leads", type=int, default=10_000)
+    parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--naive", action="store_true", help="also run the record-by-record script")
+    parser.add_argument("--keep", action="store_true", help="keep the store of the run")
+    args = parser.parse_args()
+    mine = crmbridge_run(args.leads, args.latency_ms, args.seed, args.keep)
+    rows = [mine]
+    if args.naive:
+        rows.append(naive_run(args.leads, args.latency_ms, args.seed))
+    keys = ["wall_seconds", "leads_per_second", "api_calls", "peak_rss_mb"]
+    print(f"\nbackfill of {args.leads:,} leads, {args.latency_ms:g} ms latency per call")
+    print(f"{'':<24}" + "".join(f"{r['tool']:>18}" for r in rows))
+    for key in keys:
+        print(f"{key:<24}" + "".join(f"{r[key]!s:>18}" for r in rows))
+    print(f"\nminimum calls (batch sizes): {mine['minimum_calls']} {mine['minimum_detail']}")
+    print(f"calls / minimum:             {mine['calls_vs_minimum']}")
+    print(f"rate-limit floor:            {mine['rate_limit_floor_seconds']} s")
+    print(f"wall / floor:                {mine['wall_vs_floor']}")
+    print("calls by endpoint:")
+    for endpoint, count in mine["calls_by_endpoint"].items():
+        print(f"  {count:>7}  {endpoint}")
+    if args.naive:
+        naive = rows[1]
+        print(
+            f"\nvs the naive script: {naive['api_calls'] / mine['api_calls']:.1f}x fewer API calls, "
+            f"{naive['wall_seconds'] / mine['wall_seconds']:.1f}x less wall time"
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"backfill-{args.leads}.json"
+    out.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    print(f"\nwrote {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
