@@ -210,10 +210,22 @@ def quarantine_drop(ctx: typer.Context, entries: list[int]) -> None:
 @app.command()
 @reports_errors
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Pipelines, their last runs, who holds them, and what is waiting."""
+    """Pipelines, their last runs, who holds them, and what is waiting (on the scaled runtime also
+    their lag, the locks held, stuck and failed jobs, and the workers alive)."""
     from crmbridge.sync import load_pipelines
 
     b = bridge(ctx)
+    if b.settings.runtime == "procrastinate":
+        from crmbridge.runtime.scaled.adapter import ScaledRuntime
+        from crmbridge.runtime.scaled.status import render_status, scaled_status
+
+        ScaledRuntime(b)  # checks the settings: PostgreSQL, the worker timeout
+        report = scaled_status(b)
+        if as_json:
+            console.print_json(json.dumps(report, default=str))
+        else:
+            render_status(console, report)
+        return
     rows: list[dict[str, Any]] = []
     now = b.clock()
     for p in load_pipelines(b.settings):

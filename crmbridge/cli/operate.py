@@ -15,7 +15,6 @@ from crmbridge.cli.app import app, console, fail, reports_errors
 from crmbridge.cli.common import bridge
 from crmbridge.sync import CycleResult, PipelineRunner, load_pipelines
 from crmbridge.sync.backfill import Progress as BackfillProgress
-from crmbridge.sync.backfill import run_backfill
 
 PipelineOption = Annotated[
     str | None, typer.Option("--pipeline", "-p", help="Only this pipeline (by name).")
@@ -36,13 +35,15 @@ def run(
     """Run the sync daemon: every pipeline's cycle every poll interval, until SIGTERM/SIGINT.
 
     SIGHUP reloads the lead definition. Health and Prometheus metrics are served on
-    CRMBRIDGE_METRICS_PORT when it is set.
+    CRMBRIDGE_METRICS_PORT when it is set. With CRMBRIDGE_RUNTIME=procrastinate this process is
+    one worker of the scaled runtime (see crmbridge worker).
     """
-    from crmbridge.runtime import run_daemon
+    from crmbridge.runtime.scaled.adapter import runtime_for
 
     b = bridge(ctx)
+    runtime = runtime_for(b)
     b.store  # noqa: B018 - open (and migrate) the store before the first cycle
-    run_daemon(b, max_cycles=cycles)
+    runtime.serve(max_cycles=cycles)
 
 
 @app.command()
@@ -146,11 +147,16 @@ def backfill(
     """Take in every marketing record modified in a date range; resumable after interruption.
 
     Running the same command again resumes from where it stopped. Leads that qualify are handed to
-    sales in bulk as the backfill goes. Memory stays flat: records are streamed page by page.
+    sales in bulk as the backfill goes. Memory stays flat: records are streamed page by page. With
+    CRMBRIDGE_RUNTIME=procrastinate the range is split into chunks the workers take in side by
+    side, and this command follows them.
     """
     start = _parse_date(since, "--since")
     end = _parse_date(until, "--until") if until else None
     b = bridge(ctx)
+    from crmbridge.runtime.scaled.adapter import runtime_for
+
+    runtime = runtime_for(b)
     pipelines = [p for p in load_pipelines(b.settings) if pipeline in (None, p.name)]
     if len(pipelines) != 1:
         fail("backfill runs one pipeline; pick it with --pipeline NAME")
@@ -188,7 +194,7 @@ def backfill(
                 )
 
             try:
-                result = run_backfill(
+                result = runtime.backfill(
                     runner, start, end, dry_run=dry_run, restart=restart, stop=stop, progress=show
                 )
             except KeyboardInterrupt:
