@@ -26,7 +26,7 @@ from hubspot.crm.contacts import (
     SimplePublicObjectBatchInputUpsert,
 )
 
-from crmbridge import WriteRejected
+from crmbridge import TransientRecordError, WriteRejected
 from crmbridge_hubspot.connector.client import HubSpotClient
 from crmbridge_hubspot.connector.errors import (
     PLUGIN,
@@ -39,6 +39,8 @@ from crmbridge_hubspot.connector.errors import (
 from crmbridge_hubspot.connector.native import parse_time
 
 log = logging.getLogger("crmbridge.connector.hubspot")
+TRANSIENT_CATEGORIES = frozenset({"INTERNAL_ERROR", "RATE_LIMITS", "TIMEOUT"})
+"""Error categories of one record in a multi-status answer that a later attempt gets past."""
 
 
 @dataclass
@@ -231,7 +233,10 @@ def _rejected(
         hint = f"contact {other} already has this email" if other else None
     # The core's errors type their optional keywords as ``str``: pass only those that are set.
     optional = {"rule": category, "field": field_name, "hint": hint}
-    return WriteRejected(
+    # HubSpot failed this one record on its side (the rest of the batch went through): the same
+    # write succeeds later, so it is written again at the next cycle.
+    kind = TransientRecordError if category in TRANSIENT_CATEGORIES else WriteRejected
+    return kind(
         f"HubSpot refused the {kind} of contact {item.id}: {problem_text(message)}",
         code=code or category,
         plugin=PLUGIN,

@@ -146,6 +146,7 @@ class HubSpotClient:
         self.pacer = RollingPacer(settings.requests_per_10s, TEN_SECONDS)
         self.search_pacer = RollingPacer(settings.search_per_second, 1.0)
         self.usage = Usage()
+        self._count_lock = threading.Lock()
         self._sleep = sleep
         self._apis: dict[str, Any] = {}
         self._server_date: tuple[datetime, float] | None = None
@@ -227,7 +228,8 @@ class HubSpotClient:
             self.log.info(
                 "hubspot %s: waited %.1f s to stay under the rate limit", describe, waited
             )
-        self.usage.calls += 1
+        with self._count_lock:  # writes may run in several threads
+            self.usage.calls += 1
         try:
             answer = method(**kwargs, _request_timeout=self.timeout)
             if kwargs.get("_preload_content", True):

@@ -77,7 +77,13 @@ class HubSpotConnector(Connector):
         self.owners = OwnerDirectory(self.client)
         self.reader = ChangeReader(self.client, self.mapper, settings)
         self.outcome_reader = OutcomeReader(self.client, self.mapper, self.owners, settings)
-        self.writer = ContactWriter(self.client, self.mapping, self.owners, self.batch_size)
+        self.writer = ContactWriter(
+            self.client,
+            self.mapping,
+            self.owners,
+            self.batch_size,
+            concurrency=settings.write_concurrency,
+        )
 
     # -- marketing side --------------------------------------------------------------------
 

@@ -35,6 +35,9 @@ class HubSpotSettings(ConnectorSettings):
     """Requests per rolling ten seconds, search excluded (Free/Starter portals: 100)."""
     search_per_second: int = Field(default=5, ge=1)
     """Search requests per second."""
+    write_concurrency: int = Field(default=3, ge=1, le=8)
+    """Batch writes in flight at once (the rate limit still paces them): with 100 ms or more of
+    latency per call, one at a time cannot reach the limit."""
 
     archived_scan_seconds: float = Field(default=0.0, ge=0)
     """How often the list of deleted contacts is read for deletes and merges (0: every pull).

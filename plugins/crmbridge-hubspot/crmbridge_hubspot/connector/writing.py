@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,12 +41,18 @@ class ContactWriter:
     """Builds HubSpot property values from :class:`LeadWrite` and sends them in batches."""
 
     def __init__(
-        self, client: HubSpotClient, mapping: SystemMapping, owners: OwnerDirectory, size: int
+        self,
+        client: HubSpotClient,
+        mapping: SystemMapping,
+        owners: OwnerDirectory,
+        size: int,
+        concurrency: int = 1,
     ) -> None:
         self.client = client
         self.mapping = mapping
         self.owners = owners
         self.size = size
+        self.concurrency = concurrency
         self.batches = BatchWriter(client)
         self._warned: set[str] = set()
 
@@ -81,9 +88,23 @@ class ContactWriter:
             prepared = self._prepare(i, write, write.native_id, results)
             if prepared is not None:
                 pending.append(prepared)
-        for chunk in _chunks(pending, self.size, key=lambda p: p.input.id):
-            self._update_chunk(chunk, results)
+        chunks = list(_chunks(pending, self.size, key=lambda p: p.input.id))
+        self._in_parallel(chunks, lambda chunk: self._update_chunk(chunk, results))
         return [r for r in results if r is not None]
+
+    def _in_parallel(
+        self, chunks: list[list[_Pending]], work: Callable[[list[_Pending]], None]
+    ) -> None:
+        """Run ``work`` on every chunk, ``write_concurrency`` at a time (each writes its own
+        results' slots); the first failure is raised, as it would be one after another."""
+        workers = min(self.concurrency, len(chunks))
+        if workers <= 1:
+            for chunk in chunks:
+                work(chunk)
+            return
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hubspot-write") as pool:
+            for future in [pool.submit(work, chunk) for chunk in chunks]:
+                future.result()
 
     def _update_chunk(self, chunk: list[_Pending], results: list[WriteResult | None]) -> None:
         stage_field = self.mapping.stage_field or "lifecyclestage"
@@ -144,14 +165,21 @@ class ContactWriter:
             if prepared is None:
                 continue
             (upserts if write.create else updates).append(prepared)
-        for chunk in _chunks(upserts, self.size, key=lambda p: p.input.id.lower()):
+
+        def upsert_chunk(chunk: list[_Pending]) -> None:
             answers = self.batches.upsert([p.input for p in chunk])
             for p in chunk:
                 results[p.index] = _result(p, answers.get(p.input.trace), created=None)
-        for chunk in _chunks(updates, self.size, key=lambda p: p.input.id):
+
+        def update_chunk(chunk: list[_Pending]) -> None:
             answers = self.batches.update([p.input for p in chunk])
             for p in chunk:
                 results[p.index] = _result(p, answers.get(p.input.trace), created=False)
+
+        self._in_parallel(
+            list(_chunks(upserts, self.size, key=lambda p: p.input.id.lower())), upsert_chunk
+        )
+        self._in_parallel(list(_chunks(updates, self.size, key=lambda p: p.input.id)), update_chunk)
         return [r for r in results if r is not None]
 
     def _prepare(

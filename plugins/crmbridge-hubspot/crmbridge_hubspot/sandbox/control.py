@@ -346,6 +346,39 @@ class ControlActions:
             return None
         return self._describe(contact)
 
+    def control_export_contacts(
+        self,
+        properties: list[str] | None = None,
+        history: list[str] | None = None,
+        include_archived: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Every contact in id order, for a test to compare a portal's state as a whole.
+
+        ``properties`` limits the values returned (default: all); ``history`` lists properties
+        whose values are returned oldest first, as they were written (the last
+        ``HISTORY_DEPTH`` only). Not rate limited, not counted: it is no API call.
+        """
+        out: list[dict[str, Any]] = []
+        store = self.portal.store
+        for cid in sorted(store.contacts):
+            contact = store.contacts[cid]
+            if contact.merged_into is not None or (contact.archived and not include_archived):
+                continue
+            props = contact.props
+            item: dict[str, Any] = {
+                "id": str(contact.id),
+                "archived": contact.archived,
+                "properties": (
+                    dict(props) if properties is None else {k: props.get(k) for k in properties}
+                ),
+            }
+            if history:
+                item["history"] = {
+                    name: [w.value for w in reversed(contact.history_of(name))] for name in history
+                }
+            out.append(item)
+        return out
+
     def control_set_property_options(self, name: str, options: list[Any]) -> dict[str, Any]:
         """Replace an enumeration's options (an admin edits the property: picklist drift)."""
         prop = self.portal.catalog.get(name)
