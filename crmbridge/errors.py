@@ -4,7 +4,8 @@
   is wrong.
 * :class:`FatalError` — stop this pipeline (bad credentials, quota spent); other pipelines go on.
 * :class:`RetriableError` — back off and try the same call again (429, 5xx, dropped connection).
-* :class:`RecordError` — quarantine this one record, with the field and the rule; the rest flow on.
+* :class:`RecordError` — quarantine this one record, with the field and the rule; the rest flow on
+  (:class:`TransientRecordError`: and write it again at the next cycle).
 
 Every error can say which plugin, system, record and field it concerns, and how to fix it; the
 message names them so a person reading a log line knows where to look.
@@ -190,6 +191,15 @@ class WriteRejected(RecordError):
     def __init__(self, message: str, *, code: str | None = None, **kw: str | None) -> None:
         self.code = code
         super().__init__(message, **kw)
+
+
+class TransientRecordError(WriteRejected):
+    """The system could not write this one record just now (a row lock, an internal error on one
+    record of a batch) while the rest of the batch went through.
+
+    The record is quarantined, so it shows in ``crmbridge quarantine list``, and written again at
+    the next cycle without anyone's help; its entry is resolved once the write goes through.
+    """
 
 
 class TransitionRefused(RecordError):

@@ -3,7 +3,9 @@
 Marketing is told of handoffs, sales' verdicts and SLA breaches (stage, status, crmbridge's
 fields); sales is told of changes to the fields marketing owns, the score, and SLA breaches.
 The queue is the leads' dirty flags, so nothing is lost across a crash: a flag is cleared only
-after the write it asked for succeeded (or was quarantined).
+after the write it asked for succeeded, or was quarantined for good (a record the system could not
+write just now, a :class:`~crmbridge.errors.TransientRecordError`, stays dirty and is written
+again at the next cycle).
 
 Courtesy: only fields the other side does not own are written, only what differs from what
 crmbridge last wrote, and never a field a person changed after crmbridge last wrote it — that is
@@ -17,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from crmbridge.connector import Connector, LeadWrite, WriteResult
+from crmbridge.errors import TransientRecordError
 from crmbridge.lead import OutcomeKind
 from crmbridge.store.lifecycle import HandoffRow, OutcomeRow, jsonable
 from crmbridge.store.store import LeadRow, LinkRow
@@ -133,7 +136,10 @@ def _record(
     link_rows = []
     done: list[int] = []
     for (row, link, write), result in zip(writes, results, strict=True):
-        done.append(row.id)
+        # A record the system could not write just now stays dirty: the next cycle writes it
+        # again, so a lock or a hiccup on one record never leaves that side behind for good.
+        if not isinstance(result.error, TransientRecordError):
+            done.append(row.id)
         if not result.ok:
             cy.quarantine(
                 conn,

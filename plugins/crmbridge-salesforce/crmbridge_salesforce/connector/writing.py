@@ -31,13 +31,14 @@ from crmbridge import (
     MappingError,
     OutcomeKind,
     SystemMapping,
+    TransientRecordError,
     WriteRejected,
     WriteResult,
     normalize_email,
 )
 from crmbridge_salesforce.connector import soql
 from crmbridge_salesforce.connector.bulk import BulkIngest, BulkRow, csv_cell, json_value
-from crmbridge_salesforce.connector.errors import PLUGIN, SYSTEM
+from crmbridge_salesforce.connector.errors import PLUGIN, SYSTEM, TRANSIENT_CODES
 from crmbridge_salesforce.connector.owners import OwnerDirectory
 from crmbridge_salesforce.connector.records import (
     REJECTION_REASONS,
@@ -478,7 +479,9 @@ class LeadWriter:
                 if matches
                 else " (no single matching Lead to adopt)"
             )
-        rejected = WriteRejected(
+        # A lock or an internal error on one record: the same write goes through later.
+        kind = TransientRecordError if code in TRANSIENT_CODES else WriteRejected
+        rejected = kind(
             f"Salesforce refused lead {write.email} (crmbridge id {write.crmbridge_id}){on}: "
             f"{code}: {message}",
             code=code,
