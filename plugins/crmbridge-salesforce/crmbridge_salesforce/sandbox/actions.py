@@ -19,9 +19,10 @@ from crmbridge_salesforce.sandbox.errors import RecordError
 from crmbridge_salesforce.sandbox.ids import canonical_id, object_of_id
 from crmbridge_salesforce.sandbox.indexes import Record
 from crmbridge_salesforce.sandbox.limits import ApiBudget
-from crmbridge_salesforce.sandbox.query import QueryApi
+from crmbridge_salesforce.sandbox.query import QueryApi, execute, prepare, render
 from crmbridge_salesforce.sandbox.seed import DemoSeeder
 from crmbridge_salesforce.sandbox.sobjects import record_body
+from crmbridge_salesforce.sandbox.soql import SoqlError
 from crmbridge_salesforce.sandbox.state import SEEDING, STRICT, Org, paused_gc
 
 
@@ -249,6 +250,17 @@ class SalesforceActions:
         lead_def = self.schema.objects["Lead"]
         found = self.org.match(lead_def, lead_def.fields["Email"], email)
         return [self._render("Lead", r) for r in found]
+
+    def control_query(self, soql: str, include_deleted: bool = False) -> list[dict[str, Any]]:
+        """Every record ``soql`` selects, in one answer (no paging, no API call counted): for a
+        test to read an org's state as a whole."""
+        try:
+            prepared = prepare(self.org, soql)
+        except SoqlError as exc:
+            raise ControlError(f"{exc.code}: {exc}") from exc
+        records, _plan = execute(self.org, prepared, include_deleted=include_deleted)
+        version = self.config.api_version
+        return [render(self.org, version, prepared.obj.name, r, prepared.select) for r in records]
 
     # -- sessions and limits ---------------------------------------------------------------------
 
