@@ -30,6 +30,8 @@ from crmbridge.sync.cycle import CycleResult, PipelineRunner
 from crmbridge.sync.cycle_context import Cycle, Stopped
 from crmbridge.sync.handoff import handoff_step
 from crmbridge.sync.intake import intake_batch
+from crmbridge.sync.leases import take_lease
+from crmbridge.sync.prefetch import prefetch
 from crmbridge.sync.writeback import writeback_step
 
 log = logging.getLogger("crmbridge.backfill")
@@ -89,8 +91,8 @@ def run_backfill(
     run_id = uuid.uuid4().hex[:12]
     if not dry_run:
         try:
-            lease = store.acquire_lease(
-                key, runner.owner, timedelta(seconds=bridge.settings.lease_seconds), now
+            lease = take_lease(
+                store, key, runner.owner, timedelta(seconds=bridge.settings.lease_seconds), now
             )
         except PipelineHeld as exc:
             return CycleResult(run_id, runner.name, "held", RunCounts(), error=exc)
@@ -128,7 +130,9 @@ def run_backfill(
     taken = 0
     try:
         since_handoff = 0
-        batches = marketing.pull_range(since, until, Cursor(position)) if take_in else iter(())
+        batches = (
+            prefetch(marketing.pull_range(since, until, Cursor(position))) if take_in else iter(())
+        )
         for batch in batches:
             cy.check_stop()
             intake_batch(cy, batch, stream=stream)

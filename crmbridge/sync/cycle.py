@@ -33,6 +33,7 @@ from crmbridge.sync.cycle_context import Cycle, Stopped
 from crmbridge.sync.handoff import handoff_step
 from crmbridge.sync.hooks import HookRunner
 from crmbridge.sync.intake import intake_batch
+from crmbridge.sync.leases import take_lease
 from crmbridge.sync.outcomes import take_outcomes
 from crmbridge.sync.pipeline import Pipeline
 from crmbridge.sync.plan import Plan
@@ -158,8 +159,12 @@ class PipelineRunner:
         lease = None
         if not dry_run:
             try:
-                lease = self.store.acquire_lease(
-                    self.name, self.owner, timedelta(seconds=bridge.settings.lease_seconds), now
+                lease = take_lease(
+                    self.store,
+                    self.name,
+                    self.owner,
+                    timedelta(seconds=bridge.settings.lease_seconds),
+                    now,
                 )
             except PipelineHeld as exc:
                 log.warning("%s", exc, extra=log_fields(pipeline=self.name))
