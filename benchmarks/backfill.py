@@ -11,12 +11,12 @@ requests per 10 s, 5 searches per second), Salesforce composite collections and 
 script prints, and writes to ``benchmarks/results/backfill-<N>.json``:
 
 * wall time, leads per second, peak RSS, API calls by endpoint;
-* the **minimum calls** the batch sizes allow for the whole loop: ceil(N/100) HubSpot list pages,
+* the **minimum calls** the batch sizes allow for the whole loop: ceil(N/200) HubSpot search pages,
   the Salesforce writes (ceil(N/200) collection calls below the bulk threshold; above it, one Bulk
   API 2.0 job per 10,000-lead handoff chunk, at least 5 calls each: create, upload, close, one
   status poll, results), and ceil(N/100) HubSpot batch updates that show marketing the handoff;
-* the **rate-limit floor** for those calls: HubSpot's calls at 19 per second, Salesforce's calls
-  at the latency (they are not rate limited per second);
+* the **rate-limit floor** for those calls: HubSpot's searches at 5 per second and its batch
+  updates at 19 per second, Salesforce's calls at the latency (no per-second limit applies);
 * the ratios actual/minimum calls and wall/floor.
 
 With ``--naive`` the record-by-record script (benchmarks/naive_sync.py) runs on fresh sandboxes
@@ -30,9 +30,11 @@ import json
 import math
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -125,14 +127,22 @@ def env_for(workdir: Path, hubspot: Any, salesforce: Any) -> dict[str, str]:
     return env
 
 
-def run_child(args: list[str], env: dict[str, str]) -> tuple[float, int, int, str]:
-    """Run a child, return (wall seconds, exit status, peak RSS in KB, output)."""
+def run_child(
+    args: list[str], env: dict[str, str], kill_after: float | None = None
+) -> tuple[float, int, int, str]:
+    """Run a child, return (wall seconds, exit status, peak RSS in KB, output); with
+    ``kill_after``, SIGKILL it after that many seconds."""
     started = time.perf_counter()
     with tempfile.TemporaryFile(mode="w+") as out:
         proc = subprocess.Popen(
             args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True
         )
+        if kill_after is not None:
+            timer = threading.Timer(kill_after, proc.send_signal, (signal.SIGKILL,))
+            timer.start()
         _pid, status, usage = os.wait4(proc.pid, 0)
+        if kill_after is not None:
+            timer.cancel()
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -140,7 +150,7 @@ def run_child(args: list[str], env: dict[str, str]) -> tuple[float, int, int, st
 
 
 def minimum_calls(n: int, valid: int) -> dict[str, int]:
-    pages = math.ceil(n / 100)
+    pages = math.ceil(n / 200)  # a date-bounded backfill reads HubSpot by search, 200 a page
     if valid >= BULK_THRESHOLD:
         salesforce = math.ceil(valid / HANDOFF_CHUNK) * 5
     else:
@@ -149,7 +159,9 @@ def minimum_calls(n: int, valid: int) -> dict[str, int]:
     return {"hubspot_pages": pages, "salesforce_writes": salesforce, "hubspot_writeback": writeback}
 
 
-def crmbridge_run(n: int, latency_ms: float, seed_value: int, keep: bool) -> dict[str, Any]:
+def crmbridge_run(
+    n: int, latency_ms: float, seed_value: int, keep: bool, kill_after: float | None = None
+) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"crmbridge-backfill-{n}-"))
     rows = contacts(n, seed_value)
     valid = sum("@@" not in r["email"] for r in rows)
@@ -168,13 +180,19 @@ def crmbridge_run(n: int, latency_ms: float, seed_value: int, keep: bool) -> dic
             raise SystemExit(f"crmbridge setup failed:\n{setup.stdout}{setup.stderr}")
         hubspot.control.reset_calls()
         salesforce.control.reset_calls()
-        wall, code, rss_kb, output = run_child(
-            [sys.executable, "-m", "crmbridge.cli", "backfill", "--since", "2000-01-01"], env
-        )
+        command = [sys.executable, "-m", "crmbridge.cli", "backfill", "--since", "2000-01-01"]
+        killed = None
+        if kill_after is not None:
+            wall0, code0, _rss0, _out0 = run_child(command, env, kill_after=kill_after)
+            killed = {"after_seconds": round(wall0, 1), "exit": code0}
+        wall, code, rss_kb, output = run_child(command, env)
         if code:
             raise SystemExit(f"crmbridge backfill failed ({code}):\n{output[-4000:]}")
+        if killed is not None:
+            wall += wall0
         hs_calls = hubspot.control.calls()
         sf_calls = salesforce.control.calls()
+        check = salesforce_check(salesforce)
     finally:
         hubspot.stop()
         salesforce.stop()
@@ -185,10 +203,10 @@ def crmbridge_run(n: int, latency_ms: float, seed_value: int, keep: bool) -> dic
     minimum = minimum_calls(n, valid)
     min_hs = minimum["hubspot_pages"] + minimum["hubspot_writeback"]
     min_total = min_hs + minimum["salesforce_writes"]
-    # HubSpot's calls cannot go faster than 19 a second; Salesforce's run one after another at
-    # the latency each (no per-second limit applies to them).
-    floor = (min_hs - 1) / 19.0 + latency_ms / 1000.0
-    floor += minimum["salesforce_writes"] * latency_ms / 1000.0
+    # Searches go at most 5 a second, HubSpot's other calls 19 a second; Salesforce's calls run
+    # one after another at the latency each (no per-second limit applies to them).
+    floor = minimum["hubspot_pages"] / 5.0 + minimum["hubspot_writeback"] / 19.0
+    floor += (minimum["salesforce_writes"] + 1) * latency_ms / 1000.0
     result = {
         "tool": "crmbridge",
         "leads": n,
@@ -206,12 +224,39 @@ def crmbridge_run(n: int, latency_ms: float, seed_value: int, keep: bool) -> dic
         "rate_limit_floor_seconds": round(floor, 2),
         "calls_vs_minimum": round((actual_hs + actual_sf) / min_total, 3),
         "wall_vs_floor": round(wall / floor, 3),
+        "salesforce_leads": check["leads"],
+        "salesforce_distinct_crmbridge_ids": check["distinct"],
+        "killed_and_resumed": killed,
     }
     if not keep:
         for path in workdir.glob("*"):
             path.unlink()
         workdir.rmdir()
     return result
+
+
+def salesforce_check(salesforce: Any) -> dict[str, int]:
+    """How many leads crmbridge made in Salesforce, and how many distinct crmbridge ids they
+    carry (equal when nothing was duplicated)."""
+    from crmbridge_salesforce.transport import sandbox_session
+    from simple_salesforce import Salesforce
+
+    sf = Salesforce(
+        session=sandbox_session(salesforce.url),
+        consumer_key="crmbridge-sandbox-key",
+        consumer_secret="crmbridge-sandbox-secret",
+        domain="crmbridge-sandbox.my",
+    )
+    total = 0
+    seen: set[str] = set()
+    query = "SELECT CrmBridge_Id__c FROM Lead WHERE CrmBridge_Id__c != null"
+    for page in sf.bulk2.Lead.query(query, wait=0.2):
+        for line in page.splitlines()[1:]:
+            value = line.strip().strip('"')
+            if value:
+                total += 1
+                seen.add(value)
+    return {"leads": total, "distinct": len(seen)}
 
 
 def naive_run(n: int, latency_ms: float, seed_value: int) -> dict[str, Any]:
@@ -255,8 +300,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--naive", action="store_true", help="also run the record-by-record script")
     parser.add_argument("--keep", action="store_true", help="keep the store of the run")
+    parser.add_argument(
+        "--kill-after",
+        type=float,
+        default=None,
+        help="SIGKILL the backfill after this many seconds, then run it again to resume",
+    )
     args = parser.parse_args()
-    mine = crmbridge_run(args.leads, args.latency_ms, args.seed, args.keep)
+    mine = crmbridge_run(args.leads, args.latency_ms, args.seed, args.keep, args.kill_after)
     rows = [mine]
     if args.naive:
         rows.append(naive_run(args.leads, args.latency_ms, args.seed))
@@ -269,6 +320,13 @@ def main() -> int:
     print(f"calls / minimum:             {mine['calls_vs_minimum']}")
     print(f"rate-limit floor:            {mine['rate_limit_floor_seconds']} s")
     print(f"wall / floor:                {mine['wall_vs_floor']}")
+    print(
+        f"salesforce: {mine['salesforce_leads']} leads from crmbridge, "
+        f"{mine['salesforce_distinct_crmbridge_ids']} distinct crmbridge ids, "
+        f"{mine['valid_leads']} valid leads in HubSpot"
+    )
+    if mine["killed_and_resumed"]:
+        print(f"killed with SIGKILL and resumed: {mine['killed_and_resumed']}")
     print("calls by endpoint:")
     for endpoint, count in mine["calls_by_endpoint"].items():
         print(f"  {count:>7}  {endpoint}")
