@@ -151,7 +151,8 @@ class LifecycleQueries:
         """Ids of leads at the handoff ``stage`` with no open handoff: the handoff queue.
 
         A lead whose handoff the sales system refused waits in quarantine instead, until a
-        person retries it (``crmbridge quarantine retry``).
+        person retries it (``crmbridge quarantine retry``); one it could not take just now (a
+        transient failure, quarantined with status ``retry``) is in the queue again.
         """
         open_handoff = exists().where(
             and_(t.handoffs.c.lead_id == t.leads.c.id, t.handoffs.c.closed.is_(False))

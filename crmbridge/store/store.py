@@ -580,7 +580,9 @@ class Store(LifecycleQueries):
     ) -> list[int]:
         """Quarantine many records in one statement (see :meth:`quarantine`); their ids.
 
-        A record met twice in ``rows`` is kept once, with the last error.
+        A record met twice in ``rows`` is kept once, with the last error. A row may carry a
+        ``status``: ``"retry"`` for a record crmbridge tries again by itself at the next cycle
+        (a transient failure), else ``"open"`` (waiting for a person).
         """
         latest: dict[tuple[str, str, str], dict[str, Any]] = {}
         for row in rows:
@@ -593,7 +595,7 @@ class Store(LifecycleQueries):
                 **row,
                 "raw": jsonable(row.get("raw") or {}),
                 "attempts": 1,
-                "status": "open",
+                "status": row.get("status") or "open",
                 "first_seen": now,
                 "last_seen": now,
             }
@@ -612,7 +614,7 @@ class Store(LifecycleQueries):
                 "error": stmt.excluded.error,
                 "raw": stmt.excluded.raw,
                 "attempts": t.quarantine.c.attempts + 1,
-                "status": "open",
+                "status": stmt.excluded.status,
                 "last_seen": now,
             },
         ).returning(t.quarantine.c.id)

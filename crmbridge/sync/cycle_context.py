@@ -147,9 +147,14 @@ class Cycle:
         email: str | None = None,
         field_name: str | None = None,
         rule: str | None = None,
+        retry: bool = False,
     ) -> None:
         """Quarantine one record (written with the transaction's other writes, in one statement)
-        and announce it after commit to ``crm_lead_quarantined``."""
+        and announce it after commit to ``crm_lead_quarantined``.
+
+        ``retry``: the failure was transient; the entry is marked ``retry`` and crmbridge tries
+        the record again at the next cycle by itself (a person need not act).
+        """
         self._quarantine_rows.append(
             {
                 "system": system,
@@ -160,15 +165,17 @@ class Cycle:
                 "email": email,
                 "field": field_name,
                 "rule": rule,
+                "status": "retry" if retry else "open",
             }
         )
         self.counts.quarantined += 1
         log.warning(
-            "quarantined %s record %s (%s): %s",
+            "quarantined %s record %s (%s): %s%s",
             system,
             native_id,
             stage,
             error,
+            "; it is tried again at the next cycle" if retry else "",
             extra={"fields": {"pipeline": self.pipeline, "rule": rule, "field": field_name}},
         )
 

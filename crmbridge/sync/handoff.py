@@ -3,7 +3,9 @@
 
 The queue is the store itself (leads at the handoff stage with no open handoff), so a crash
 between the write to sales and its record only means the next cycle writes again: the write is
-an upsert on the lead's crmbridge id, and nothing is duplicated.
+an upsert on the lead's crmbridge id, and nothing is duplicated. A handoff sales refused waits in
+quarantine for a person; one sales could not take just now (a
+:class:`~crmbridge.errors.TransientRecordError`) is handed off again at the next cycle.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from crmbridge.connector import LeadWrite, WriteResult
 from crmbridge.context import Hold, Route
+from crmbridge.errors import TransientRecordError
 from crmbridge.lead import Handoff, Lead
 from crmbridge.store.store import LeadRow, LinkRow
 from crmbridge.sync.cycle_context import Cycle
@@ -182,6 +185,7 @@ def _record(
                 email=row.email,
                 field_name=getattr(error, "field", None),
                 rule=getattr(error, "rule", None) or getattr(error, "code", None),
+                retry=isinstance(error, TransientRecordError),
             )
             journal.add(
                 row.id,

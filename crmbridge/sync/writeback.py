@@ -151,6 +151,7 @@ def _record(
                 email=row.email,
                 field_name=getattr(result.error, "field", None),
                 rule=getattr(result.error, "rule", None) or getattr(result.error, "code", None),
+                retry=isinstance(result.error, TransientRecordError),
             )
             continue
         if result.skipped and not cy.dry_run:
