@@ -3,8 +3,10 @@
 Only :class:`~crmbridge.errors.RetriableError` is retried (connectors translate 429, 5xx, dropped
 connections, timeouts and expired sessions into it); a 4xx that will fail again, a spent daily
 quota (:class:`~crmbridge.errors.QuotaExhausted`) or bad credentials propagate at once. The wait
-honours the system's ``Retry-After`` when it gave one (capped), otherwise grows exponentially with
-full jitter; total time is bounded; every retry is logged with the call and the wait.
+honours the system's ``Retry-After`` when it gave one, otherwise grows exponentially with full
+jitter; a ``Retry-After`` longer than the policy waits within one call ends the call instead (the
+next cycle comes back later, rather than asking early again); total time is bounded; every retry,
+and every call given up for a long ``Retry-After``, is logged with the call and the wait.
 
 Retry single calls (a page, a batch), never a generator: a generator consumed by a failed attempt
 is not replayed.
@@ -26,6 +28,7 @@ from tenacity import (
     stop_before_delay,
     wait_exception,
 )
+from tenacity.stop import stop_base
 
 from crmbridge.errors import RateLimited, RetriableError
 
@@ -41,8 +44,9 @@ class RetryPolicy:
     :param max_seconds: the most time spent on one call, waits included.
     :param base: the first backoff, in seconds (doubled each attempt).
     :param cap: the longest backoff.
-    :param max_retry_after: the longest ``Retry-After`` honoured; a longer one fails the call
-        (the daemon comes back next cycle rather than sleeping for minutes).
+    :param max_retry_after: the longest ``Retry-After`` waited for within a call; a longer one
+        fails the call at once (the daemon comes back next cycle rather than sleeping for
+        minutes, and never asks again before the system said it may).
     :param jitter_seed: seed for the jitter, so tests can replay waits.
     """
 
@@ -57,11 +61,40 @@ class RetryPolicy:
         """Seconds to wait before the next attempt after ``exc``."""
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
-            return min(float(retry_after), self.max_retry_after)
+            return float(retry_after)
         return rng.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
+
+    def waits_too_long(self, exc: BaseException | None) -> bool:
+        """Whether ``exc`` asks for a longer wait than this policy waits within one call."""
+        retry_after = getattr(exc, "retry_after", None)
+        return retry_after is not None and float(retry_after) > self.max_retry_after
 
 
 NO_WAIT = RetryPolicy(base=0.0, cap=0.0, max_retry_after=0.0)
+
+
+class _LongRetryAfter(stop_base):
+    """Stop when the system asks for a longer wait than the policy allows (logged once)."""
+
+    def __init__(self, policy: RetryPolicy, describe: str, out: logging.Logger) -> None:
+        self.policy = policy
+        self.describe = describe
+        self.out = out
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if not isinstance(exc, RetriableError) or not self.policy.waits_too_long(exc):
+            return False
+        self.out.warning(
+            "not retrying %s: %s asks to wait %.0f s, longer than the %.0f s crmbridge waits "
+            "within a call; the next cycle tries again: %s",
+            self.describe,
+            exc.system or "the system",
+            exc.retry_after,
+            self.policy.max_retry_after,
+            exc,
+        )
+        return True
 
 
 def call_with_retry(
@@ -104,7 +137,11 @@ def call_with_retry(
     retrying = Retrying(
         retry=retry_if_exception_type(RetriableError),
         wait=wait_exception(wait),
-        stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.max_seconds),
+        stop=(
+            _LongRetryAfter(policy, describe, out)
+            | stop_after_attempt(policy.attempts)
+            | stop_before_delay(policy.max_seconds)
+        ),
         before_sleep=before_sleep,
         reraise=True,
         sleep=_sleep if sleep is None else sleep,
