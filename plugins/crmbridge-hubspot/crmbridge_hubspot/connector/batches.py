@@ -235,8 +235,8 @@ def _rejected(
     optional = {"rule": category, "field": field_name, "hint": hint}
     # HubSpot failed this one record on its side (the rest of the batch went through): the same
     # write succeeds later, so it is written again at the next cycle.
-    kind = TransientRecordError if category in TRANSIENT_CATEGORIES else WriteRejected
-    return kind(
+    error = TransientRecordError if category in TRANSIENT_CATEGORIES else WriteRejected
+    return error(
         f"HubSpot refused the {kind} of contact {item.id}: {problem_text(message)}",
         code=code or category,
         plugin=PLUGIN,

@@ -12,7 +12,9 @@ current ``simple_salesforce.Salesforce`` client, so that:
   it reaches ``sf.bulk2`` afresh. A 401 right after a fresh login is an
   :class:`~crmbridge.AuthenticationError`;
 * failures are translated by :mod:`~crmbridge_salesforce.connector.errors` and retried under the
-  crmbridge retry policy (one page or one batch at a time, never a generator).
+  crmbridge retry policy (one page or one batch at a time, never a generator). A login answered
+  with a 429 or a 5xx (crmbridge's own, or the SDK's after a 401), whatever its body, is an
+  outage and retried; a login Salesforce refused is an :class:`~crmbridge.AuthenticationError`.
 """
 
 from __future__ import annotations
@@ -29,12 +31,21 @@ from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 from simple_salesforce.util import Usage
 
-from crmbridge import ApiUsage, AuthenticationError, ConfigurationError, SessionExpired
+from crmbridge import (
+    ApiUsage,
+    AuthenticationError,
+    ConfigurationError,
+    RateLimited,
+    RetriableError,
+    SessionExpired,
+    TransientError,
+)
 from crmbridge.retry import call_with_retry
 from crmbridge_salesforce.connector.errors import (
     AUTH_CHECKS,
     PLUGIN,
     SYSTEM,
+    TRANSIENT_CODES,
     login_failed,
     translate,
 )
@@ -44,6 +55,13 @@ from crmbridge_salesforce.transport import SandboxAdapter
 T = TypeVar("T")
 Timeout = float | tuple[float | None, float | None]
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
+LOGIN_TRANSIENT_CODES = frozenset({*TRANSIENT_CODES, "temporarily_unavailable", "server_error"})
+"""Codes of a failed login that say Salesforce is busy or down, not that it refused (OAuth's
+``temporarily_unavailable`` and ``server_error``, SOAP's exception codes)."""
+
+
+LOGIN_FAILURES = (SalesforceAuthenticationFailed, ValueError, TypeError, AttributeError)
+"""What a login raises when its answer is a refusal or not what the SDK expected."""
 
 
 class CallMeter:
@@ -54,12 +72,14 @@ class CallMeter:
         self.calls = 0
         self.usage: Usage | None = None
         self.retry_after: float | None = None
+        self.status: int | None = None
 
     def sent(self) -> None:
         """One request is going out (counted even when no answer comes back)."""
         with self._lock:
             self.calls += 1
             self.retry_after = None
+            self.status = None
 
     def answered(self, response: requests.Response) -> None:
         """Read ``Sforce-Limit-Info`` and ``Retry-After`` of an answer."""
@@ -72,6 +92,17 @@ class CallMeter:
             if isinstance(usage, Usage):
                 self.usage = usage
             self.retry_after = retry_after
+            self.status = response.status_code
+
+
+def _unsigned(exc: Exception) -> AuthenticationError:
+    return AuthenticationError(
+        f"the JWT login could not sign its assertion: {type(exc).__name__}: {exc}",
+        plugin=PLUGIN,
+        system=SYSTEM,
+        hint="CRMBRIDGE_SALESFORCE__PRIVATE_KEY(_FILE) must hold the PEM RSA private key "
+        "whose certificate the connected app has",
+    )
 
 
 def _seconds(value: str | None) -> float | None:
@@ -198,6 +229,7 @@ class SalesforceSession:
             "domain": s.domain,
             "object_pairs_hook": dict,
         }
+        self.meter.status = None  # the login's own answer, not an earlier call's
         secret = s.client_secret.get_secret_value()
         password = s.password.get_secret_value()
         token = s.security_token.get_secret_value()
@@ -226,21 +258,53 @@ class SalesforceSession:
                     username=s.username, password=password, security_token=token, **common
                 )
         except SalesforceAuthenticationFailed as exc:
-            raise login_failed(exc, s.auth) from exc
-        except (ValueError, TypeError, jwt.PyJWTError) as exc:
-            # PyJWT refuses a key that is not a PEM RSA private key.
+            raise self._unavailable(exc, f"the {s.auth} login") or login_failed(
+                exc, s.auth
+            ) from exc
+        except jwt.PyJWTError as exc:
+            raise _unsigned(exc) from exc
+        except (ValueError, TypeError, AttributeError) as exc:
+            # The SDK reads the answer as it expects it to be; an outage page or an error body
+            # of another shape breaks that. PyJWT also refuses a key that is not a PEM RSA key.
+            unavailable = self._unavailable(exc, f"the {s.auth} login")
+            if unavailable is not None:
+                raise unavailable from exc
+            if s.auth == "jwt" and self.meter.status is None:
+                raise _unsigned(exc) from exc
             raise AuthenticationError(
-                f"the JWT login could not sign its assertion: {type(exc).__name__}: {exc}",
+                f"Salesforce's answer to the {s.auth} login could not be read "
+                f"(HTTP {self.meter.status}): {type(exc).__name__}: {exc}",
                 plugin=PLUGIN,
                 system=SYSTEM,
-                hint="CRMBRIDGE_SALESFORCE__PRIVATE_KEY(_FILE) must hold the PEM RSA private key "
-                "whose certificate the connected app has",
+                hint=AUTH_CHECKS[s.auth],
             ) from exc
         except requests.RequestException as exc:
             error = translate(exc, f"{s.auth} login", auth=s.auth)
             raise (error or exc) from exc
         self.logins += 1
         return sf
+
+    def _unavailable(self, exc: Exception, what: str) -> RetriableError | None:
+        """A login (crmbridge's, or the SDK's own after a 401) answered 429 or 5xx: Salesforce is
+        busy or down and the credentials may be fine, so the call is tried again under the retry
+        policy (``None``: the login was refused, or the answer was no 429 or 5xx).
+
+        :param what: the login or the call it happened in, for the message.
+        """
+        status = self.meter.status
+        if status is None or (status != 429 and status < 500):
+            return None
+        code = str(getattr(exc, "code", "") or "")
+        if code and not code.isdigit() and code not in LOGIN_TRANSIENT_CODES:
+            return None  # Salesforce named why it refused (a SOAP fault answers 500 too)
+        said = (
+            f"logging in ({self.settings.auth}), Salesforce answered {status} "
+            f"({type(exc).__name__}: {str(exc)[:200]})"
+        )
+        kind = RateLimited if status == 429 else TransientError
+        return kind(
+            f"{what}: {said}", retry_after=self.meter.retry_after, plugin=PLUGIN, system=SYSTEM
+        )
 
     def _private_key(self) -> str:
         try:
@@ -295,6 +359,15 @@ class SalesforceSession:
     def _once(self, what: str, fn: Callable[[Salesforce], T]) -> T:
         try:
             return fn(self.sf)
+        except LOGIN_FAILURES as exc:
+            # The SDK logs in again by itself after a 401; that login may meet an outage too.
+            unavailable = self._unavailable(exc, what)
+            if unavailable is not None:
+                raise unavailable from exc
+            error = translate(exc, what, auth=self.settings.auth)
+            if error is None:
+                raise
+            raise error from exc
         except Exception as exc:
             error = translate(
                 exc, what, auth=self.settings.auth, retry_after=self.meter.retry_after

@@ -4,7 +4,9 @@ Handoffs (:meth:`LeadWriter.push`) go out as sObject Collections upserts
 (``PATCH composite/sobjects/Lead/CrmBridge_Id__c``, 200 records a call, ``allOrNone=false``), or,
 from ``bulk_threshold`` records on, as one Bulk API 2.0 upsert job. Every write gets its own
 result, in order; a record Salesforce refuses is a failed result naming the lead, the field and
-Salesforce's code, and the rest of the batch goes on. Two refusals are answered instead:
+Salesforce's code, and the rest of the batch goes on (one it could not write just now, such as
+``UNABLE_TO_LOCK_ROW``, is a :class:`~crmbridge.TransientRecordError`, written again at the next
+cycle). Two refusals are answered instead:
 
 * ``DUPLICATES_DETECTED``: a lead with the same email exists (made by a person or another tool)
   and the org's duplicate rule blocks a second one. When the rule names exactly one Lead,
