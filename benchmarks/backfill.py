@@ -309,6 +309,9 @@ def main() -> int:
     args = parser.parse_args()
     mine = crmbridge_run(args.leads, args.latency_ms, args.seed, args.keep, args.kill_after)
     rows = [mine]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"backfill-{args.leads}.json"
+    out.write_text(json.dumps({"rows": rows}, indent=2) + "\n")  # kept if the naive run fails
     if args.naive:
         rows.append(naive_run(args.leads, args.latency_ms, args.seed))
     keys = ["wall_seconds", "leads_per_second", "api_calls", "peak_rss_mb"]
@@ -335,8 +338,6 @@ def main() -> int:
         calls = naive["api_calls"] / mine["api_calls"]
         wall = naive["wall_seconds"] / mine["wall_seconds"]
         print(f"\nvs the naive script: {calls:.1f}x fewer API calls, {wall:.1f}x less wall time")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"backfill-{args.leads}.json"
     out.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
     print(f"\nwrote {out.relative_to(ROOT)}")
     return 0

@@ -21,7 +21,7 @@ from typing import Any
 
 import hubspot
 from crmbridge_salesforce.transport import sandbox_session
-from hubspot.crm.contacts import Filter, FilterGroup, PublicObjectSearchRequest
+from hubspot.crm.contacts import ApiException, Filter, FilterGroup, PublicObjectSearchRequest
 from simple_salesforce import Salesforce
 from simple_salesforce.format import format_soql
 from urllib3.util import Retry
@@ -50,6 +50,7 @@ def run(
     )
     sf = Salesforce(session=sandbox_session(salesforce_url), **credentials)
     created = updated = failed = 0
+    capped = False
     after: str | None = None
     started = time.perf_counter()
     while True:
@@ -70,7 +71,13 @@ def run(
             limit=100,
             after=after,
         )
-        page = hs.crm.contacts.search_api.do_search(public_object_search_request=request)
+        try:
+            page = hs.crm.contacts.search_api.do_search(public_object_search_request=request)
+        except ApiException as exc:
+            if exc.status == 400 and "10000" in str(exc.body or "").replace(",", ""):
+                capped = True  # HubSpot's search stops at 10,000 results: the rest is not read
+                break
+            raise
         for contact in page.results:
             props = contact.properties
             lead = {
@@ -99,6 +106,7 @@ def run(
         "created": created,
         "updated": updated,
         "failed": failed,
+        "stopped_at_search_cap": capped,
         "seconds": round(time.perf_counter() - started, 2),
     }
 
