@@ -65,6 +65,7 @@ class ScoreRule:
     check: Callable[[Any], bool] = dataclasses.field(
         default=lambda _v: False, compare=False, repr=False
     )
+    phrase: str = dataclasses.field(default="", compare=False, repr=False)
 
     def apply(self, value: Any) -> ScoreReason | None:
         """The points this rule gives for ``value``, or ``None`` when it does not apply."""
@@ -78,31 +79,37 @@ class ScoreRule:
             if self.max is not None:
                 points = min(points, self.max) if points > 0 else max(points, -self.max)
             capped = " (capped)" if self.max is not None and abs(points) == abs(self.max) else ""
-            detail = f"{self.field} = {show(value)}, {self.points:+d} per {show(self.per)}{capped}"
+            per = int(self.per) if self.per.is_integer() else self.per
+            detail = f"{self.field} = {value}, {self.points:+d} per {per}{capped}"
             return ScoreReason(self.id, self.dimension, points, detail)
         if not self.check(value):
             return None
         return ScoreReason(self.id, self.dimension, self.points, self.describe(value))
 
     def describe(self, value: Any) -> str:
-        arg = self.arg
-        shown = ", ".join(map(str, arg)) if isinstance(arg, list | tuple) else show(arg)
-        phrase = {
-            "equals": f"is {shown}",
-            "in": f"is one of {shown}",
-            "not_in": f"is none of {shown}",
-            "matches": f"matches /{shown}/",
-            "gte": f"≥ {shown}",
-            "lte": f"≤ {shown}",
-            "between": f"is between {shown}",
-            "present": "is present",
-            "absent": "is absent",
-        }[self.test]
+        phrase = self.phrase or rule_phrase(self.test, self.arg)
         return (
             f"{self.field} {show(value)!s} {phrase}"
             if value not in (None, "")
             else f"{self.field} {phrase}"
         )
+
+
+def rule_phrase(test: str, arg: Any) -> str:
+    """What a rule's test says, in words (``is one of Software, Healthcare``)."""
+    shown = ", ".join(map(str, arg)) if isinstance(arg, list | tuple) else show(arg)
+    return {
+        "equals": f"is {shown}",
+        "in": f"is one of {shown}",
+        "not_in": f"is none of {shown}",
+        "matches": f"matches /{shown}/",
+        "gte": f"≥ {shown}",
+        "lte": f"≤ {shown}",
+        "between": f"is between {shown}",
+        "present": "is present",
+        "absent": "is absent",
+        "per": "",
+    }[test]
 
 
 def compile_rule(
@@ -157,6 +164,7 @@ def compile_rule(
         max=r.opt_int(spec, "max", key),
         reason=r.opt_str(spec, "reason", key),
         check=check,
+        phrase=rule_phrase(test, arg),
     )
 
 
