@@ -9,13 +9,20 @@ reaches a query by string concatenation.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
+from typing import TypeVar
+from urllib.parse import quote_plus
 
 from simple_salesforce.format import format_soql
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*$")
 MODSTAMP = "SystemModstamp"
+IN_BUDGET = 6000
+"""The most bytes the values of one query's ``IN`` lists take in its URL. A query is a GET, and
+URLs are capped (Salesforce at 16,384 bytes, many proxies and servers at 8,192): 200 emails can
+be 10 KB once encoded, so long lists are split by size, not only by count."""
+T = TypeVar("T")
 
 
 def name(text: str) -> str:
@@ -94,3 +101,25 @@ def equals(field: str, value: str | bool | int | float | None) -> str:
 def any_of(*conditions: str) -> str:
     """``(a OR b ...)`` of fragments built here."""
     return "(" + " OR ".join(conditions) + ")"
+
+
+def in_chunks(
+    items: Sequence[T],
+    values: Callable[[T], Iterable[str]] = lambda item: (str(item),),
+    *,
+    most: int = 200,
+    budget: int = IN_BUDGET,
+) -> Iterator[list[T]]:
+    """``items`` in parts of at most ``most`` whose ``IN`` values (``values(item)``) stay within
+    ``budget`` bytes of URL once quoted and encoded; an item over the budget goes alone."""
+    part: list[T] = []
+    size = 0
+    for item in items:
+        cost = sum(len(quote_plus(format_soql("{}", v))) + 4 for v in values(item))
+        if part and (len(part) >= most or size + cost > budget):
+            yield part
+            part, size = [], 0
+        part.append(item)
+        size += cost
+    if part:
+        yield part

@@ -195,7 +195,7 @@ class LeadWriter:
         email_field = self.mapping.fields.get("email", "Email")
         emails = sorted({normalize_email(i.write.email) for i in items})
         found: dict[str, list[str]] = {}
-        for part in chunks(emails, COLLECTION_SIZE):
+        for part in soql.in_chunks(emails, most=COLLECTION_SIZE):
             query = soql.select(LEAD, ["Id", email_field], [soql.is_in(email_field, part)])
             answer = self.session.query_all("query Lead (duplicates)", query)
             for record in answer.get("records") or []:
@@ -279,21 +279,27 @@ class LeadWriter:
         )
 
     def _look_up_conversions(self, items: list[_Item]) -> None:
-        keys = [i.write.crmbridge_id for i in items]
-        ids = [str(i.record.get("Id") or i.write.native_id) for i in items]
-        ids = [i for i in ids if i and i != "None"]
         lead = self.schema.lead
         fields = lead.existing(
             ["Id", self.key_field, "IsConverted", "ConvertedContactId",
              "ConvertedOpportunityId", "ConvertedAccountId"]
         )  # fmt: skip
-        conditions = [soql.is_in(self.key_field, keys)]
-        if ids:
-            conditions.append(soql.is_in("Id", ids))
-        query = soql.select(LEAD, fields, [soql.any_of(*conditions)])
-        answer = self.session.query_all("query Lead (converted)", query)
-        for record in answer.get("records") or []:
-            self.converted.note(record, self.key_field)
+        for part in soql.in_chunks(items, self._lookup_keys):
+            keys = [i.write.crmbridge_id for i in part]
+            ids = [v for i in part for v in self._lookup_keys(i)[1:]]
+            conditions = [soql.is_in(self.key_field, keys)]
+            if ids:
+                conditions.append(soql.is_in("Id", ids))
+            query = soql.select(LEAD, fields, [soql.any_of(*conditions)])
+            answer = self.session.query_all("query Lead (converted)", query)
+            for record in answer.get("records") or []:
+                self.converted.note(record, self.key_field)
+
+    @staticmethod
+    def _lookup_keys(item: _Item) -> list[str]:
+        """The crmbridge id of an item's write, then its Salesforce id when it has one."""
+        lead_id = str(item.record.get("Id") or item.write.native_id)
+        return [item.write.crmbridge_id, *([lead_id] if lead_id and lead_id != "None" else [])]
 
     # -- outcomes on existing leads (marketing side) -----------------------------------------------
 
