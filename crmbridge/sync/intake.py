@@ -221,6 +221,9 @@ def _take_in(
             and stored.id in open_handoffs
             and _sales_relevant_change(cy, stored, pick.lead, pick.evaluation)
         )
+        marketing_dirty = pick.evaluation.marketing_dirty or _shown_score_stale(
+            links.get(pick.change.native_id), pick.evaluation
+        )
         snapshots.append(
             LeadUpsert(
                 email=email,
@@ -237,8 +240,7 @@ def _take_in(
                     "definition_version": cy.definition.version,
                     "definition_hash": cy.definition.content_hash,
                     "engaged_at": _engaged_at(cy, stored, pick.lead, pick.evaluation, now),
-                    "marketing_dirty": bool(stored and stored.marketing_dirty)
-                    or pick.evaluation.marketing_dirty,
+                    "marketing_dirty": bool(stored and stored.marketing_dirty) or marketing_dirty,
                     "sales_dirty": bool(stored and stored.sales_dirty) or sales_dirty,
                 },
             )
@@ -262,6 +264,16 @@ def _take_in(
             continue
         _journal_lead(cy, journal, lead_id, pick, now)
     store.upsert_links(conn, link_rows)
+
+
+def _shown_score_stale(link: LinkRow | None, evaluation: Evaluation) -> bool:
+    """Whether the marketing record shows a score (or its why) crmbridge wrote there that is no
+    longer the lead's: it is written again, whenever the change came (with a verdict in the same
+    cycle or on its own), so what marketing sees never depends on timing."""
+    written = (link.written or {}) if link is not None else {}
+    if "@score" not in written:
+        return False
+    return written.get("@score") != evaluation.card.total or written.get("@why") != evaluation.why
 
 
 def _owned_elsewhere(cy: Cycle) -> list[str]:
