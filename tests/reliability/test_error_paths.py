@@ -37,7 +37,11 @@ from crmbridge.testing.sandbox import FaultKind, FaultRule
 pytestmark = pytest.mark.sandbox
 
 ATTEMPTS = 3
-RETRIES = {"retry_attempts": ATTEMPTS, "max_retry_after_seconds": 5, "timeout_seconds": 0.3}
+RETRIES: dict[str, Any] = {
+    "retry_attempts": ATTEMPTS,
+    "max_retry_after_seconds": 5,
+    "timeout_seconds": 0.3,
+}
 
 
 def always(kind: FaultKind, **rule: Any) -> FaultRule:
@@ -180,12 +184,10 @@ def test_hubspot_record_refusal_that_would_come_again_is_not_transient(
 ) -> None:
     connector = hubspot_connector(hubspot_sandbox, sleep=lambda _: None, **RETRIES)
     connector.setup()
-    write = writes(1)[0]
-    write.annotations["outcome"] = "no-such-outcome"
     hubspot_sandbox.set_faults(
         [always(FaultKind.PARTIAL, path="batch/upsert", fail_share=1.0, code="VALIDATION_ERROR")]
     )
-    [result] = connector.push_leads([write])
+    [result] = connector.push_leads(writes(1))
     assert isinstance(result.error, WriteRejected)
     assert not isinstance(result.error, TransientRecordError)
     assert "HubSpot refused the upsert of contact paths.0@example.com" in str(result.error)
