@@ -15,24 +15,25 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-_INVISIBLE = re.compile(r"[\s\u200b-\u200f\u2028-\u202f\u2060\ufeff]+")
+_INVISIBLE = re.compile(r"[\u200b-\u200f\u2028-\u202f\u2060\ufeff]+")
 
 
 def normalize_email(value: object) -> str:
     """The identity form of an email: NFC, trimmed, invisible characters removed, lower-cased.
 
     ``"  Jane.Doe@Example.COM\\u200b "`` and ``"jane.doe@example.com"`` are the same person.
+    A blank *inside* the address is kept: ``"john doe@example.com"`` is no address (and is
+    quarantined as one), not ``johndoe@example.com``, who may be someone else.
     Returns ``""`` for a missing value; whether the result is a valid address is the lead
     definition's question, not this function's.
     """
     if value is None:
         return ""
-    text = unicodedata.normalize("NFC", str(value))
-    text = _INVISIBLE.sub("", text)
+    text = _INVISIBLE.sub("", unicodedata.normalize("NFC", str(value))).strip()
     if text.startswith("<") and text.endswith(">"):
-        text = text[1:-1]
+        text = text[1:-1].strip()
     if text.lower().startswith("mailto:"):
-        text = text[7:]
+        text = text[7:].strip()
     return text.lower()
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from crmbridge.errors import MappingError
 from crmbridge.lead import OutcomeKind
-from crmbridge.textutil import toml_key
+from crmbridge.textutil import clip, toml_key
 from crmbridge.values import Problem, coerce
 
 if TYPE_CHECKING:
@@ -76,7 +76,9 @@ class Picklist:
         found = self.values.get(native) or self._folded.get(str(native).casefold())
         if found is None:
             raise MappingError(
-                f"{self.filename}: {self.where} has no mapping for {self.key} {native!r}",
+                # Clipped: the value came from a system and may be a megabyte of anything.
+                f"{self.filename}: {self.where} has no mapping for {self.key} "
+                f"{clip(str(native), 80)!r}",
                 system=self.system,
                 field=self.key,
                 rule="picklist_mapping",
@@ -89,7 +91,8 @@ class Picklist:
         native = self._writers.get((kind, shared))
         if native is None:
             raise MappingError(
-                f"{self.filename}: {self.where} has no value written for {kind} {shared!r}",
+                f"{self.filename}: {self.where} has no value written for {kind} "
+                f"{clip(str(shared), 80)!r}",
                 system=self.system,
                 field=self.key,
                 rule="picklist_mapping",

@@ -24,8 +24,6 @@ def crm_normalize_lead(ctx: HookContext, lead: Lead) -> Mapping[str, Any] | None
         cleaned = value.strip()
         if name not in _KEEP_LINES:
             cleaned = _SPACES.sub(" ", cleaned)
-        if name == "email":
-            cleaned = cleaned.replace(" ", "")
         new: str | None = cleaned or None
         if new != value:
             changes[name] = new
