@@ -3,13 +3,14 @@ acceptance and rejection reasons, SLA breaches, and the time sales took to first
 
 Rendered as text, as JSON, or as one self-contained HTML page with a funnel chart; every value
 that came from a system is escaped in the HTML (a lead named ``<script>`` or ``=HYPERLINK(...)``
-shows as text).
+shows as text, and a value a spreadsheet would take for a formula is shown after a ``'``).
 """
 
 from __future__ import annotations
 
 import html
 import itertools
+import re
 import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -201,7 +202,7 @@ def render_html(report: Report) -> str:
 
     def table(head: list[str], rows: list[list[Any]]) -> str:
         th = "".join(f"<th>{e(str(h))}</th>" for h in head)
-        body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+        body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in r) + "</tr>" for r in rows)
         return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
     conversion = [[k, "-" if v is None else f"{v:.0%}"] for k, v in report.conversion.items()]
@@ -233,6 +234,20 @@ th {{ background: #f2f4f7 }}
 <h2>Why deals were lost</h2>{table(["reason", "deals"], _rows(report.loss_reasons))}
 </body></html>
 """
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[-+]?[0-9.,]+%?")
+
+
+def _cell(value: Any) -> str:
+    """A table cell's text, escaped; text a spreadsheet would read as a formula (``=``, ``+``,
+    ``-``, ``@`` first, as OWASP lists them) is shown after a ``'``, so a page pasted into one
+    stays text. Plain numbers such as ``-1`` are left as they are."""
+    text = value if isinstance(value, str) else str(value)
+    if isinstance(value, str) and text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        text = "'" + text
+    return html.escape(text)
 
 
 def _rows(counts: dict[str, int]) -> list[list[Any]]:
