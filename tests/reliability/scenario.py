@@ -225,7 +225,9 @@ def fault_rules(seed: int) -> dict[str, list[FaultRule]]:
 
 @dataclass
 class KillPlan:
-    """When to kill: seconds into each attempt of each phase, drawn from the seed.
+    """When to kill: seconds into the work of each attempt of each phase (counted from when its
+    run is in the store, so a slow start-up of the interpreter cannot make a kill miss), drawn
+    from the seed.
 
     ``delays[phase]`` are consumed in order, one per attempt. A kill whose moment comes after its
     attempt finished has missed; it is drawn again within the work of the next attempt (of this
@@ -247,7 +249,7 @@ class KillPlan:
     @classmethod
     def draw(cls, kills: int, phases: Mapping[str, Timing], seed: int) -> KillPlan:
         """``kills`` moments spread over the phases in proportion to how long each worked in a
-        clean run, each within the phase's work (after the process started up)."""
+        clean run, each within the phase's work (counted from its run's start)."""
         plan = cls(dict(phases), seed)
         names = list(plan.killable)
         weights = [plan.killable[n].working for n in names]
@@ -259,7 +261,7 @@ class KillPlan:
         return plan
 
     def _moment(self, timing: Timing) -> float:
-        return timing.began + self.rng.uniform(0.0, 1.0) * timing.working
+        return self.rng.uniform(0.0, 1.0) * timing.working
 
     def next_delay(self, phase: str) -> float | None:
         queue = self.delays.setdefault(phase, [])
@@ -327,7 +329,9 @@ class Crmbridge:
                 assert delay is not None
                 assert self.plan is not None
                 self.plan.landed.append((phase, delay))
-                self.log(f"  killed {phase} at {delay:.2f} s (kill {len(self.plan.landed)})")
+                self.log(
+                    f"  killed {phase} {delay:.2f} s into its run (kill {len(self.plan.landed)})"
+                )
                 if on_kill is not None and not acted:
                     acted = True
                     on_kill()
@@ -360,7 +364,7 @@ class Crmbridge:
                 elapsed = time.monotonic() - started
                 if began is None and run_count(self.world.store_path) > runs:
                     began = elapsed
-                if delay is not None and elapsed >= delay:
+                if delay is not None and began is not None and elapsed - began >= delay:
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()
                     killed = True
