@@ -220,7 +220,10 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
         from crmbridge.runtime.scaled.status import render_status, scaled_status
 
         ScaledRuntime(b)  # checks the settings: PostgreSQL, the worker timeout
-        report = scaled_status(b)
+        try:
+            report = scaled_status(b)
+        finally:
+            b.store.close()
         if as_json:
             console.print_json(json.dumps(report, default=str))
         else:

@@ -5,8 +5,10 @@ Each chunk is an ordinary backfill of its slice (its own id, cursor stream and r
 ``backfills``), so it resumes where it stopped; it runs under a lease of its own, so chunks run side
 by side with each other and with the pipeline's ticks. Leads met in two chunks at once are
 upserted ``ON CONFLICT`` and guarded by their modification time, so the later snapshot wins
-whichever chunk commits first. The handoff waits for every chunk and runs once, under the pipeline's
-lock and lease, so no two workers hand off one lead.
+whichever chunk commits first. Handoffs run under the pipeline's lock and lease only (so no two
+workers hand off one lead): after each chunk, a ``backfill_finish`` hands off what is pending while
+the other chunks go on taking in (at most one waits; the serial part overlaps the parallel one),
+and the one that starts after the last chunk is in marks the backfill done.
 
 The plan is a row of ``backfills`` too (its id starts ``bfs-``), holding the slices; running the
 same ``crmbridge backfill`` again finds it and queues what is not done.
@@ -181,16 +183,12 @@ class Backfills:
             )
 
     def chunk_done(self, plan: Plan) -> bool:
-        """After a chunk is in: queue the finish if it was the last. The plan's row is locked,
-        so of two chunks ending at once, the second sees both done."""
+        """After a chunk is in: queue a handoff of what is pending (at most one waits), so
+        handoffs run beside the chunks still taking in; whether it was the last chunk."""
         with self.store.transaction() as conn:
-            conn.execute(
-                select(t.backfills.c.id).where(t.backfills.c.id == plan.id).with_for_update()
-            )
-            if len(self._done(conn, [c.id for c in plan.chunks])) < len(plan.chunks):
-                return False
+            last = len(self._done(conn, [c.id for c in plan.chunks])) == len(plan.chunks)
             self.queue.submit(conn, finish_job(plan.id, plan.pipeline))
-        return True
+        return last
 
     def all_done(self, plan: Plan) -> bool:
         with self.store.engine.connect() as conn:
@@ -208,14 +206,19 @@ class Backfills:
                 update(t.backfills).where(t.backfills.c.id == chunk.id).values(counts=dict(counts))
             )
 
-    def finished(self, plan: Plan, counts: RunCounts, now: datetime) -> None:
-        """Mark the plan done, with the finish's counts."""
+    def handed_off(self, plan: Plan, counts: RunCounts, now: datetime, *, done: bool) -> None:
+        """Add a finish's counts to the plan's; ``done`` when every chunk was in before it began
+        (then nothing taken in is left to hand off)."""
         with self.store.transaction() as conn:
-            conn.execute(
-                update(t.backfills)
-                .where(t.backfills.c.id == plan.id)
-                .values(status=DONE, counts=counts.to_dict(), updated_at=now)
-            )
+            row = conn.execute(
+                select(t.backfills.c.counts).where(t.backfills.c.id == plan.id).with_for_update()
+            ).one()
+            total = _counts(row.counts or {})
+            total.add(counts)
+            values: dict[str, Any] = {"counts": total.to_dict(), "updated_at": now}
+            if done:
+                values["status"] = DONE
+            conn.execute(update(t.backfills).where(t.backfills.c.id == plan.id).values(**values))
 
     def state(self, plan: Plan) -> PlanState:
         """Where a plan stands: its status, and each chunk's."""

@@ -7,8 +7,9 @@ safe on many workers at once.
   of its own; a tick already waiting is left alone.
 * ``tick(pipeline)``: one cycle, under procrastinate's lock ``pipeline:<name>`` and the store's
   lease (held by ``host:pid:job-<id>``, so cursor writes stay fenced), logged from start to end.
-* ``backfill_chunk(plan, chunk)`` and ``backfill_finish(plan)``: see
-  :mod:`crmbridge.runtime.scaled.backfill`.
+* ``backfill_chunk(plan, chunk)``: the intake of one slice of a split backfill, under a lease of
+  its own; ``backfill_finish(plan)``: the handoff and write-back of what the chunks took in, under
+  the pipeline's lock (see :mod:`crmbridge.runtime.scaled.backfill`).
 * ``reap`` (periodic, no lock): fails the jobs of workers whose heartbeat stopped, never retrying
   them; expires their store leases (the fence stops them should they come back); makes their
   pipelines due at once and queues their chunks again.
@@ -225,11 +226,11 @@ class Tasks:
         finally:
             self.store.release_lease(lease, owner)
             runner.close()
-        last = record.last or Progress(result.counts.pulled, None, 0, 0, 0)
-        self.backfills.record_chunk(chunk, progress_counts(last, result.counts))
+        seen = record.last or Progress(result.counts.pulled, None, 0, 0, 0)
+        self.backfills.record_chunk(chunk, progress_counts(seen, result.counts))
         if result.status == "ok":
-            last_one = self.backfills.chunk_done(plan)
-            return f"chunk {index} of {plan.id} in" + (" (the last)" if last_one else "")
+            last = self.backfills.chunk_done(plan)
+            return f"chunk {index} of {plan.id} in" + (" (the last)" if last else "")
         if result.status == "stopped":
             self.backfills.requeue_chunk(plan, chunk)
             return f"chunk {index} of {plan.id} stopped; queued again"
@@ -262,17 +263,15 @@ class Tasks:
         raise AssertionError("unreachable")
 
     def backfill_finish(self, job_id: int, worker_id: int | None, plan_id: str) -> str:
-        """Hand off and write back once every chunk of ``plan_id`` is in (under the pipeline's
-        lock and lease, like a tick)."""
+        """Hand off and write back what the chunks of ``plan_id`` took in so far (under the
+        pipeline's lock and lease, like a tick); the backfill is done when every chunk was in
+        before this began."""
         plan = self.backfills.plan(plan_id)
         if plan is None:
             return f"no backfill {plan_id}"
-        state = self.backfills.state(plan)
-        if state.done:
+        if self.backfills.state(plan).done:
             return f"{plan.id} was finished already"
-        if not self.backfills.all_done(plan):
-            # The last chunk queues this again when it is in.
-            return f"{plan.id}: chunks still running"
+        complete = self.backfills.all_done(plan)
         owner = job_owner(self.host_pid, job_id)
         tick_id = self.ledger.started(
             pipeline=plan.pipeline,
@@ -294,8 +293,9 @@ class Tasks:
                 tick_id, pipeline=plan.pipeline, status=status, run_id=run_id, wait=None
             )
         if result.status == "ok":
-            self.backfills.finished(plan, result.counts, datetime.now(UTC))
-            return f"{plan.id} finished: {result.counts.handed_off} handed off"
+            self.backfills.handed_off(plan, result.counts, datetime.now(UTC), done=complete)
+            handed = f"{result.counts.handed_off} handed off"
+            return f"{plan.id} finished: {handed}" if complete else f"{plan.id}: {handed} so far"
         if result.status in ("stopped", "held"):
             poll = runner.pipeline.config.poll_seconds
             with self.store.transaction() as conn:
