@@ -13,8 +13,9 @@ script prints, and writes to ``benchmarks/results/backfill-<N>.json``:
 * wall time, leads per second, peak RSS, API calls by endpoint;
 * the **minimum calls** the batch sizes allow for the whole loop: ceil(N/200) HubSpot search pages,
   the Salesforce writes (ceil(N/200) collection calls below the bulk threshold; above it, one Bulk
-  API 2.0 job per 10,000-lead handoff chunk, at least 5 calls each: create, upload, close, one
-  status poll, results), and ceil(N/100) HubSpot batch updates that show marketing the handoff;
+  API 2.0 job per handoff chunk of ``crmbridge.sync.handoff.CHUNK`` leads, at least 5 calls each:
+  create, upload, close, one status poll, results), and ceil(N/100) HubSpot batch updates that
+  show marketing the handoff;
 * the **rate-limit floor** for those calls: HubSpot's searches at 5 per second and its batch
   updates at 19 per second, Salesforce's calls at the latency (no per-second limit applies);
 * the ratios actual/minimum calls and wall/floor.
@@ -42,7 +43,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-HANDOFF_CHUNK = 10_000
 BULK_THRESHOLD = 2_000
 
 FIRST = (
@@ -152,7 +152,9 @@ def run_child(
 def minimum_calls(n: int, valid: int) -> dict[str, int]:
     pages = math.ceil(n / 200)  # a date-bounded backfill reads HubSpot by search, 200 a page
     if valid >= BULK_THRESHOLD:
-        salesforce = math.ceil(valid / HANDOFF_CHUNK) * 5
+        from crmbridge.sync.handoff import CHUNK
+
+        salesforce = math.ceil(valid / CHUNK) * 5
     else:
         salesforce = math.ceil(valid / 200)
     writeback = math.ceil(valid / 100)
