@@ -58,6 +58,25 @@ def test_seed_contacts_can_commit_a_record_late(hubspot_sandbox: HubSpotSandbox)
     assert found.updated_at.year == 2026
 
 
+def test_seed_contacts_can_spread_modification_times(hubspot_sandbox: HubSpotSandbox) -> None:
+    ids = hubspot_sandbox.control.control(
+        "seed_contacts",
+        contacts=[{"email": f"spread{i}@example.com"} for i in range(4)],
+        modified_at="2026-01-01T00:00:40Z",
+        spread_seconds=40,
+    )
+    api = hubspot_sandbox.client.crm.contacts.basic_api
+    stamps = [api.get_by_id(i).properties["lastmodifieddate"] for i in ids]
+    assert stamps == [
+        "2026-01-01T00:00:05.000Z",
+        "2026-01-01T00:00:15.000Z",
+        "2026-01-01T00:00:25.000Z",
+        "2026-01-01T00:00:35.000Z",
+    ]
+    with pytest.raises(SandboxControlError, match="spread_seconds must be > 0"):
+        hubspot_sandbox.control.control("seed_contacts", contacts=[], spread_seconds=0)
+
+
 def test_bulk_touch_spreads_modifications_over_a_window(hubspot_sandbox: HubSpotSandbox) -> None:
     hubspot_sandbox.control.control("seed_bulk", count=10, within_seconds=86_400 * 30)
     window = hubspot_sandbox.control.control("bulk_touch", count=4, within_seconds=60)

@@ -173,20 +173,34 @@ class ControlActions:
         return {k: v for k, v in values.items() if v}
 
     def control_seed_contacts(
-        self, contacts: list[dict[str, Any]], modified_at: str | None = None
+        self,
+        contacts: list[dict[str, Any]],
+        modified_at: str | None = None,
+        spread_seconds: float | None = None,
     ) -> list[str]:
         """Import raw property dicts as they are; returns their ids.
 
         ``modified_at`` (ISO-8601 or epoch ms) back-dates them: created and last modified then,
-        yet written now, the way a record committed late shows up.
+        yet written now, the way a record committed late shows up. With ``spread_seconds`` each
+        gets its own time, spread evenly over the seconds before ``modified_at`` (default: now),
+        as the contacts of a real portal were modified, one at a time, over its history.
         """
         at = parse_ms(modified_at) if modified_at is not None else None
         if modified_at is not None and at is None:
             raise ControlError(f"hubspot sandbox: modified_at {modified_at!r} is not a timestamp")
+        if spread_seconds is not None and spread_seconds <= 0:
+            raise ControlError("hubspot sandbox: spread_seconds must be > 0")
+        times: list[int | None] = [at] * len(contacts)
+        if spread_seconds is not None and contacts:
+            end = at if at is not None else self.portal.now_ms()
+            span = spread_seconds * 1000.0
+            times = [
+                int(end - span + (i + 0.5) * span / len(contacts)) for i in range(len(contacts))
+            ]
         store = self.portal.store
         ids: list[str] = []
         with store.bulk():
-            for raw in contacts:
+            for raw, at in zip(contacts, times, strict=True):
                 values = {str(k): "" if v is None else str(v) for k, v in raw.items()}
                 existing = store.find_by_email(values["email"]) if values.get("email") else None
                 if existing is not None:
