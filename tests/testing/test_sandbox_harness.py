@@ -199,3 +199,24 @@ def test_rolling_window_answers_retry_after() -> None:
     now[0] = 10.5
     assert window.acquire() is None
     assert window.remaining() == 1
+
+
+def test_a_client_gone_mid_request_is_logged_as_499_not_as_a_server_error(
+    echo: SandboxServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    address = urlsplit(echo.url)
+    with socket.create_connection((address.hostname, address.port)) as sock:
+        # A body promised and never sent in full: the process writing it was killed.
+        sock.sendall(b'POST /items/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n["a')
+        time.sleep(0.2)
+    deadline = time.monotonic() + 5
+    while not echo.control.calls() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [call] = echo.control.calls()
+    assert (call.endpoint, call.status) == ("POST /items/batch", 499)
+    assert echo.emulator.items == []  # type: ignore[attr-defined]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text

@@ -145,6 +145,10 @@ class SandboxApp:
                     response = await handler(request)
                 except web.HTTPException as exc:
                     response = exc
+                except ConnectionResetError:
+                    # The client went away while its request was read (a killed process): logged
+                    # as nginx's 499, not as a server error with a traceback.
+                    response = web.Response(status=499, text="client closed the connection")
                 if fault is not None and fault.kind is FaultKind.DROP_AFTER:
                     _drop(request)
             status = response.status
