@@ -3,8 +3,9 @@ cycle, resumable after a crash or a stop from the batch where it stopped.
 
 Records are streamed page by page (memory stays flat in the number of records): each page is
 taken in with its position committed in the same transaction (under the pipeline's lease), and the
-leads that qualify are handed to sales in chunks as the backfill goes — in bulk when the sales
-connector chooses to (Bulk API 2.0 above its threshold).
+leads that qualify are handed to sales, and the handoffs shown in marketing, in chunks as the
+backfill goes — in bulk when the sales connector chooses to (Bulk API 2.0 above its threshold),
+while the next pages are read ahead.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ from crmbridge.sync.writeback import writeback_step
 
 log = logging.getLogger("crmbridge.backfill")
 HANDOFF_EVERY = 10_000
+"""Leads taken in between two handoffs (each followed by the write-back that shows marketing)."""
+READ_AHEAD_PAGES = 25
+"""Pages the reader keeps ahead (5,000 HubSpot contacts, a few MB): it goes on searching, within
+the rate limit, while the engine hands off and writes back, so the searches' floor and the
+writes overlap instead of adding up."""
 
 BackfillPart = Literal["whole", "intake", "handoff"]
 """What a call of :func:`run_backfill` does: the ``whole`` backfill; only the ``intake`` of the
@@ -97,7 +103,7 @@ def run_backfill(
         except PipelineHeld as exc:
             return CycleResult(run_id, runner.name, "held", RunCounts(), error=exc)
         if take_in:
-            _register(store, ident, runner.name, since, until, now, restart=restart)
+            until = _register(store, ident, runner.name, since, until, now, restart=restart)
         store.start_run(
             run_id, runner.name, "backfill", now, dry_run=False, version=definition.version
         )
@@ -131,7 +137,9 @@ def run_backfill(
     try:
         since_handoff = 0
         batches = (
-            prefetch(marketing.pull_range(since, until, Cursor(position))) if take_in else iter(())
+            prefetch(marketing.pull_range(since, until, Cursor(position)), depth=READ_AHEAD_PAGES)
+            if take_in
+            else iter(())
         )
         for batch in batches:
             cy.check_stop()
@@ -140,6 +148,7 @@ def run_backfill(
             since_handoff += len(batch.changes)
             if part == "whole" and since_handoff >= HANDOFF_EVERY:
                 handoff_step(cy)
+                writeback_step(cy)
                 since_handoff = 0
             cy.quota.check(marketing)
             if progress is not None:
@@ -188,17 +197,25 @@ def _register(
     now: datetime,
     *,
     restart: bool,
-) -> None:
-    """Record the backfill (or mark it running again); ``restart`` forgets its position."""
+) -> datetime:
+    """Record the backfill (or mark it running again); ``restart`` forgets its position.
+
+    Returns the range's end. A backfill without one ends when it first started, and keeps that
+    end when resumed: what changes later is the sync's to read, and the contacts the backfill
+    itself writes back to (modified now) are not read again as it goes.
+    """
     with store.transaction() as conn:
-        found = conn.execute(select(t.backfills.c.id).where(t.backfills.c.id == ident)).first()
+        found = conn.execute(
+            select(t.backfills.c.id, t.backfills.c.until).where(t.backfills.c.id == ident)
+        ).first()
+        end = until or (found.until if found is not None and not restart else None) or now
         if found is None:
             conn.execute(
                 insert(t.backfills).values(
                     id=ident,
                     pipeline=pipeline,
                     since=since,
-                    until=until,
+                    until=end,
                     position={},
                     status="running",
                     started_at=now,
@@ -209,7 +226,7 @@ def _register(
             conn.execute(
                 update(t.backfills)
                 .where(t.backfills.c.id == ident)
-                .values(status="running", updated_at=now)
+                .values(status="running", until=end, updated_at=now)
             )
         if restart:
             conn.execute(
@@ -217,6 +234,7 @@ def _register(
                     t.cursors.c.pipeline == pipeline, t.cursors.c.stream == f"backfill:{ident}"
                 )
             )
+    return end
 
 
 def _progress(cy: Cycle, taken: int, total: int | None, calls_before: int) -> Progress:
