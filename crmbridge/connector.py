@@ -149,6 +149,10 @@ class LeadWrite:
     :param annotations: crmbridge's own fields (see :data:`ANNOTATIONS`) → value.
     :param owner: the owner or queue to assign (sales side), or ``None``.
     :param create: whether a missing record may be created (handoffs) or must already exist.
+    :param may_exist: this handoff was sent before and crmbridge stopped before it recorded the
+        answer, so the record may exist (with what sales did to it since): a record found with
+        this ``crmbridge_id`` is then updated like a linked one — fields and annotations, not
+        its status or owner — instead of written as new.
     """
 
     email: str
@@ -161,6 +165,7 @@ class LeadWrite:
     annotations: Mapping[str, Any] = field(default_factory=dict)
     owner: str | None = None
     create: bool = True
+    may_exist: bool = False
 
     @property
     def key(self) -> str:

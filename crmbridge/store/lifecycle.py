@@ -289,6 +289,13 @@ class LifecycleQueries:
         for chunk in chunks(list(set(lead_ids)), 500):
             conn.execute(update(t.leads).where(t.leads.c.id.in_(chunk)).values({name: value}))
 
+    def set_handoff_sent(
+        self, conn: Connection, lead_ids: Iterable[int], at: datetime | None
+    ) -> None:
+        """Mark leads whose handoff is about to be sent (``at``), or recorded (``None``)."""
+        for chunk in chunks(list(set(lead_ids)), 500):
+            conn.execute(update(t.leads).where(t.leads.c.id.in_(chunk)).values(handoff_sent_at=at))
+
     def last_event_summaries(
         self, conn: Connection, lead_ids: Iterable[int], kind: str
     ) -> dict[int, str]:

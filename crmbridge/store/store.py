@@ -61,6 +61,8 @@ class LeadRow:
     updated_at: datetime
     marketing_dirty: bool = False
     sales_dirty: bool = False
+    handoff_sent_at: datetime | None = None
+    """A handoff was sent to sales then and not recorded (crmbridge stopped in between)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,7 @@ def _row_lead(row: Any) -> LeadRow:
         updated_at=row.updated_at,
         marketing_dirty=bool(row.marketing_dirty),
         sales_dirty=bool(row.sales_dirty),
+        handoff_sent_at=getattr(row, "handoff_sent_at", None),
     )
 
 

@@ -106,6 +106,8 @@ leads = Table(
     Column("sales_dirty", Boolean, nullable=False, default=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # A handoff sent to sales and not recorded yet (see migration 0003).
+    Column("handoff_sent_at", UTCDateTime()),
     UniqueConstraint("pipeline", "email"),
     UniqueConstraint("pipeline", "crmbridge_id"),
     Index(None, "pipeline", "stage"),

@@ -127,11 +127,17 @@ def _hand_off(
                 },
                 owner=route.target,
                 create=True,
+                may_exist=link is None and row.handoff_sent_at is not None,
             )
         )
         routes[row.crmbridge_id] = (row, route, due)
     if writes:
         cy.quota.check(cy.sales)
+        if not cy.dry_run:
+            # Marked before sending, so a crash before the answer is recorded makes the next
+            # attempt update what it may have made rather than write over sales' changes.
+            with cy.tx() as conn:
+                cy.store.set_handoff_sent(conn, [r[0].id for r in routes.values()], now)
         results = _push(cy, writes)
     else:
         results = []
@@ -229,6 +235,8 @@ def _record(
             )
         done.append((row, result, route, due))
     ids = cy.store.insert_handoffs(conn, handoff_rows)
+    if not cy.dry_run:
+        cy.store.set_handoff_sent(conn, [routes[w.crmbridge_id][0].id for w in writes], None)
     cy.store.resolve_quarantine(
         conn,
         pipeline=cy.pipeline,

@@ -372,8 +372,8 @@ class MemorySales(_MemoryConnector):
             values["CrmBridge_Id__c"] = write.crmbridge_id
             if write.stage and record is None:
                 values["Status"] = self.mapping.stage_to_native(write.stage)
-            if write.owner:
-                values["OwnerId"] = write.owner
+            if write.owner and not (record is not None and write.may_exist):
+                values["OwnerId"] = write.owner  # a re-sent handoff leaves sales' owner alone
             self._annotate(values, write, "CrmBridge_")
             created = record is None
             touched = self.world.touch(self.side, record.id if record else None, values)

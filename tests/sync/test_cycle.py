@@ -455,3 +455,50 @@ def test_two_runners_never_both_advance_a_pipeline(
     held = second.run_cycle()
     assert held.status == "held"
     assert "held by host-a:1" in str(held.error)
+
+
+class Router:
+    @hookimpl
+    def crm_route_lead(self, ctx: HookContext, lead: Lead) -> Route:
+        return Route(owner="inbound-rep", reason="round robin")
+
+
+def test_a_handoff_sent_before_a_crash_is_sent_again_without_undoing_sales_work(
+    make_bridge: Callable[..., CrmBridge],
+    world: memory.MemoryWorld,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bridge = make_bridge(("router", Router()))
+    runner = PipelineRunner(bridge)
+    email = "crashed@example.com"
+    world.marketing_add(**mql_contact(email))
+    store_type = type(bridge.store)
+    real = store_type.insert_handoffs
+
+    def killed(self: Any, conn: Any, rows: Any) -> list[int]:
+        raise RuntimeError("killed between the write to sales and its record")
+
+    monkeypatch.setattr(store_type, "insert_handoffs", killed)
+    crashed = runner.run_cycle()
+    assert crashed.status == "failed"
+    assert "killed between" in str(crashed.error)
+    monkeypatch.setattr(store_type, "insert_handoffs", real)
+    lead = bridge.store.lead(email)
+    assert lead is not None
+    assert lead.handoff_sent_at is not None, "the send was marked before the write"
+    assert world.sales_count() == 1  # the write reached sales; crmbridge did not record it
+    world.sales_edit(email, OwnerId="someone-in-sales")
+    world.sales_set_status(email, "Closed - Not Converted", "Bad Timing")
+
+    result = runner.run_cycle()
+    assert result.status == "ok", result.error
+    sales = world.sales_get(email)
+    assert (sales["Status"], sales["OwnerId"]) == ("Closed - Not Converted", "someone-in-sales")
+    assert world.sales_count() == 1
+    runner.run_cycle()
+    lead = bridge.store.lead(email)
+    assert lead is not None
+    assert lead.handoff_sent_at is None
+    assert lead.stage == "recycled", "sales' rejection was read, not written over"
+    assert world.marketing_get(email)["crmbridge_outcome"] == "rejected"
+    runner.close()

@@ -5,6 +5,7 @@ threshold on (a 50,000-lead backfill with refused rows)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -136,6 +137,50 @@ def test_status_is_written_only_when_crmbridge_creates_the_lead(
     assert again.ok
     assert again.created is False
     assert lead(salesforce_sandbox, first.native_id)["Status"] == "Working - Contacted"
+
+
+@pytest.mark.parametrize("count", [3, 2_500], ids=["collection", "bulk"])
+def test_a_handoff_sent_again_after_a_crash_leaves_sales_status_and_owner_alone(
+    salesforce_sandbox: SalesforceSandbox, count: int
+) -> None:
+    connector = connector_for(salesforce_sandbox)
+    emails = [f"resent.{i}@example.com" for i in range(count)]
+    sent = connector.push_leads([handoff(e, owner="James Chen") for e in emails[:2]])
+    # crmbridge stopped before recording these; meanwhile sales worked the first one.
+    maria = salesforce_sandbox.emulator.org.user_ids["maria.garcia@crmbridge.sandbox"]
+    salesforce_sandbox.control.control(
+        "set_lead_status",
+        lead_id=sent[0].native_id,
+        status="Closed - Not Converted",
+        reason="No Budget",
+        owner=maria,
+    )
+    before = len(salesforce_sandbox.server.call_log)
+    again = connector.push_leads(
+        [
+            handoff(e, owner="James Chen", may_exist=True, fields={"job_title": "CTO"})
+            for e in emails
+        ]
+    )
+    assert all(r.ok for r in again), [r.error for r in again if not r.ok]
+    assert [r.native_id for r in again[:2]] == [r.native_id for r in sent]
+    assert [r.created for r in again[:3]] == [False, False, True]
+    worked = lead(salesforce_sandbox, sent[0].native_id)
+    assert (worked["Status"], worked["OwnerId"]) == ("Closed - Not Converted", maria)
+    assert worked["Title"] == "CTO"  # marketing's fields are still crmbridge's to write
+    assert lead(salesforce_sandbox, again[2].native_id)["Status"] == "Open - Not Contacted"
+    calls = salesforce_sandbox.server.call_log.snapshot()[before:]
+    # The re-sent handoffs are looked up by crmbridge id, a query per 100-200 of them (IN lists
+    # are cut by URL size too); then the updates by Id and the writes as usual.
+    queries = [c for c in calls if c.endpoint == "GET query"]
+    assert -(-count // 200) <= len(queries) <= -(-count // 100)
+    others = Counter(c.endpoint for c in calls if c.endpoint != "GET query")
+    assert others["PATCH composite/sobjects"] == 1, others
+    assert sum(others.values()) <= (2 if count < 2_000 else 10), others
+    found = salesforce_sandbox.control.control(
+        "query", soql="SELECT Id FROM Lead WHERE Email LIKE 'resent.%'"
+    )
+    assert len(found) == count, "nothing made twice"
 
 
 def test_updates_of_linked_leads_go_by_id_and_never_create(

@@ -116,11 +116,14 @@ class LeadWriter:
             except WriteRejected as exc:
                 results[i] = WriteResult(write.key, ok=False, native_id=write.native_id, error=exc)
         # A write that may not create (an update of a lead crmbridge linked) goes by Id: an
-        # upsert would make a new lead of one that was deleted in Salesforce meanwhile.
-        updates = [i for i in items if not i.write.create and i.write.native_id]
-        upserts = [i for i in items if i.write.create or not i.write.native_id]
-        for item in updates:
-            item.record["Id"] = item.write.native_id
+        # upsert would make a new lead of one that was deleted in Salesforce meanwhile. So does
+        # a handoff sent again whose lead exists already.
+        for item in items:
+            if not item.write.create and item.write.native_id:
+                item.record["Id"] = item.write.native_id
+        self._find_sent_before(items)
+        updates = [i for i in items if "Id" in i.record]
+        upserts = [i for i in items if "Id" not in i.record]
         for part in chunks(updates, COLLECTION_SIZE):
             self._update_collection(list(part), results)
         if len(upserts) >= self.settings.bulk_threshold:
@@ -129,6 +132,27 @@ class LeadWriter:
             for part in chunks(upserts, COLLECTION_SIZE):
                 self._push_collection(list(part), results)
         return _complete(writes, results)
+
+    def _find_sent_before(self, items: list[_Item]) -> None:
+        """Handoffs sent before whose answer crmbridge did not record (it stopped in between):
+        the leads they made, found by crmbridge id, are updated by Id without the status and
+        owner, which are sales' from the moment the lead exists."""
+        again = [i for i in items if i.write.may_exist and not i.write.native_id]
+        for part in soql.in_chunks(again, lambda i: (i.write.crmbridge_id,)):
+            query = soql.select(
+                LEAD,
+                ["Id", self.key_field],
+                [soql.is_in(self.key_field, [i.write.crmbridge_id for i in part])],
+            )
+            answer = self.session.query_all("query Lead (handoffs sent before)", query)
+            found = {str(r[self.key_field]): str(r["Id"]) for r in answer.get("records") or []}
+            for item in part:
+                lead_id = found.get(item.write.crmbridge_id)
+                if lead_id is None:
+                    continue
+                item.record.pop("Status", None)
+                item.record.pop("OwnerId", None)
+                item.record["Id"] = lead_id
 
     def _push_collection(self, items: list[_Item], results: list[WriteResult | None]) -> None:
         body = {
@@ -343,7 +367,10 @@ class LeadWriter:
             error = _first_error(outcome)
             if outcome.get("success"):
                 results[item.index] = WriteResult(
-                    item.write.key, ok=True, native_id=item.write.native_id, created=False
+                    item.write.key,
+                    ok=True,
+                    native_id=item.write.native_id or str(item.record["Id"]),
+                    created=False,
                 )
             elif error.get("statusCode") == CONVERTED:
                 converted.append(item)
