@@ -230,3 +230,21 @@ def test_a_worker_killed_mid_tick_is_reaped_and_nothing_is_lost_or_duplicated(
     assert max(made.values()) == 1, "a lead crmbridge made in Salesforce twice"
     reaped_line = next(line for line in crew.output().splitlines() if "of dead workers" in line)
     assert f"crmbridge.tick[{job_id}]" in reaped_line
+
+
+def test_a_worker_told_to_reload_says_how_and_keeps_working(
+    pg_url: str, tmp_path: Path, fleets: FleetFactory, workers_of: list[Workers]
+) -> None:
+    fleet = fleets(1)
+    env = base_env(pg_url, fleet.folder)
+    fleet.setup(env)
+    crew = Workers(env, tmp_path / "logs")
+    workers_of.append(crew)
+    [proc] = crew.start(1)
+    wait_for(lambda: " started: queues " in crew.output(), 30, "the worker to start")
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "SIGHUP received" in crew.output(), 10, "the worker's answer to SIGHUP")
+    assert proc.poll() is None, "SIGHUP stopped the worker"
+    assert "restart the workers" in crew.output()
+    crew.stop()
+    assert proc.returncode == 0, crew.output()

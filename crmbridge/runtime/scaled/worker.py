@@ -77,6 +77,10 @@ def run_worker(
         "delete_jobs": "successful",
         "fetch_job_polling_interval": 1.0,
     }
+    if threading.current_thread() is threading.main_thread():
+        # The daemon's reload (systemd's ExecReload): a worker loads the lead definition when it
+        # starts, so it says what to do instead of dying of the signal.
+        signal.signal(signal.SIGHUP, _on_hangup)
     log.info(
         "crmbridge worker %s started: queues %s, %d job(s) at once, %d pipeline(s), dispatch "
         "every %d s, reap after %g s without heartbeat",
@@ -92,6 +96,13 @@ def run_worker(
     finally:
         tasks.close()
     log.info("crmbridge worker %s stopped cleanly", tasks.host_pid)
+
+
+def _on_hangup(signum: int, frame: object) -> None:
+    log.warning(
+        "SIGHUP received: a worker loads the lead definition when it starts; restart the "
+        "workers (one at a time) to load a new one. Working on."
+    )
 
 
 async def _work(app: App, options: dict[str, Any], stop: threading.Event) -> None:
