@@ -29,13 +29,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,8 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from crmbridge.runtime.scaled.ledger import Ledger  # noqa: E402
 from crmbridge.store import open_store  # noqa: E402
@@ -54,13 +51,12 @@ from tests.scaled.fleet import (  # noqa: E402
     Workers,
     base_env,
     differences,
+    drop_schema,
+    fresh_schema,
     store_state,
 )
 
 RESULTS = ROOT / "benchmarks" / "results"
-POSTGRES = os.environ.get(
-    "CRMBRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 SEED_BATCH = 1_000
 SPAN_DAYS = 360
 
@@ -107,23 +103,6 @@ def seed(fleet: Fleet, rows: list[dict[str, Any]], end: datetime) -> None:
         )
 
 
-def schema_url() -> tuple[str, str]:
-    name = f"crmbridge_bench_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(POSTGRES)
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{name}"'))
-    engine.dispose()
-    url = make_url(POSTGRES).update_query_dict({"options": f"-csearch_path={name}"})
-    return name, url.render_as_string(hide_password=False)
-
-
-def drop_schema(name: str) -> None:
-    engine = create_engine(POSTGRES)
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-    engine.dispose()
-
-
 def hold_ticks(url: str, pipelines: list[str]) -> None:
     """Keep the pipelines' regular ticks from running during the benchmark: a pipeline's first
     cycle reads every contact, which would double the work measured here."""
@@ -168,7 +147,7 @@ def phases(url: str) -> dict[str, float]:
 
 def run(workers: int, rows: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix=f"crmbridge-scaled-{workers}w-"))
-    schema, url = schema_url()
+    schema, url = fresh_schema("crmbridge_bench")
     hubspot_options: dict[str, Any] = {} if args.rate_limits else {"rate_limits": False}
     lifted = (
         {}

@@ -21,19 +21,14 @@ needs the PostgreSQL of the tests (``CRMBRIDGE_TEST_POSTGRES_URL``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from crmbridge.runtime.scaled.ledger import Ledger, overlaps  # noqa: E402
 from crmbridge.store import open_store  # noqa: E402
@@ -44,34 +39,14 @@ from tests.scaled.fleet import (  # noqa: E402
     base_env,
     differences,
     drain,
+    drop_schema,
+    fresh_schema,
     give_verdicts,
     run_single,
     store_state,
     submissions,
     submit,
 )
-
-POSTGRES = os.environ.get(
-    "CRMBRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-def fresh_schema() -> tuple[str, str]:
-    """A new, empty schema and a URL whose connections see only it."""
-    name = f"crmbridge_soak_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(POSTGRES)
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{name}"'))
-    engine.dispose()
-    url = make_url(POSTGRES).update_query_dict({"options": f"-csearch_path={name}"})
-    return name, url.render_as_string(hide_password=False)
-
-
-def drop_schema(name: str) -> None:
-    engine = create_engine(POSTGRES)
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-    engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     forms = args.forms or int(args.seconds * 3)
     workdir = Path(tempfile.mkdtemp(prefix="crmbridge-soak-"))
-    schema, url = fresh_schema()
+    schema, url = fresh_schema("crmbridge_soak")
     scaled, single = (
         Fleet(args.pipelines, workdir / "scaled"),
         Fleet(args.pipelines, workdir / "single"),

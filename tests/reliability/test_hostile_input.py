@@ -23,7 +23,7 @@ from crmbridge.lead import normalize_email
 from crmbridge.report import build_report, render_html
 from crmbridge.settings import load_settings
 from crmbridge.values import is_valid_email
-from tests.e2e.conftest import Loop
+from tests.e2e.conftest import Loop, mql
 
 pytestmark = pytest.mark.sandbox
 
@@ -74,23 +74,9 @@ def corpus(name: str) -> list[str]:
     return [line for line in lines if line and not (line == "#" or line.startswith("# "))]
 
 
-def qualifying(email: str, **properties: str) -> dict[str, str]:
+def qualifying(email: str, **properties: str) -> dict[str, Any]:
     """A HubSpot contact that qualifies as an MQL whichever one field is replaced."""
-    return {
-        "email": email,
-        "firstname": "Grace",
-        "lastname": "Hopper",
-        "company": "Navy Labs",
-        "jobtitle": "VP of Engineering",
-        "industry": "Software",
-        "numemployees": "500-1000",
-        "country": "US",
-        "lead_source": "webinar",
-        "lifecyclestage": "lead",
-        "hs_analytics_num_page_views": "30",
-        "hs_email_click": "5",
-        **properties,
-    }
+    return mql(email, hs_analytics_num_page_views="30", hs_email_click="5", **properties)
 
 
 def definition_with_free_text_source() -> LeadDefinition:

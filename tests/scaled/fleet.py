@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,7 +24,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
 
 from crmbridge.app import CrmBridge, default_definition_path
 from crmbridge.settings import load_settings
@@ -512,3 +514,28 @@ def differences(a: Any, b: Any, path: str = "") -> list[str]:
     elif a != b:
         found.append(f"{path}: {a!r} != {b!r}")
     return found[:20]
+
+
+# -- PostgreSQL schemas for the scripts (the tests use the ``pg_url`` fixture) -------------------
+
+POSTGRES = os.environ.get(
+    "CRMBRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def fresh_schema(prefix: str) -> tuple[str, str]:
+    """A new, empty schema named ``<prefix>_<random>`` and a URL whose connections see only it."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(POSTGRES)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{name}"'))
+    engine.dispose()
+    url = make_url(POSTGRES).update_query_dict({"options": f"-csearch_path={name}"})
+    return name, url.render_as_string(hide_password=False)
+
+
+def drop_schema(name: str) -> None:
+    engine = create_engine(POSTGRES)
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+    engine.dispose()
