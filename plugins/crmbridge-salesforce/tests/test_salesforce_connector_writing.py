@@ -158,7 +158,12 @@ def test_a_handoff_sent_again_after_a_crash_leaves_sales_status_and_owner_alone(
     before = len(salesforce_sandbox.server.call_log)
     again = connector.push_leads(
         [
-            handoff(e, owner="James Chen", may_exist=True, fields={"job_title": "CTO"})
+            handoff(
+                e,
+                owner="James Chen",
+                may_exist=True,
+                fields={"job_title": "CTO", "email": e.upper()},
+            )
             for e in emails
         ]
     )
@@ -168,6 +173,7 @@ def test_a_handoff_sent_again_after_a_crash_leaves_sales_status_and_owner_alone(
     worked = lead(salesforce_sandbox, sent[0].native_id)
     assert (worked["Status"], worked["OwnerId"]) == ("Closed - Not Converted", maria)
     assert worked["Title"] == "CTO"  # marketing's fields are still crmbridge's to write
+    assert worked["Email"] == emails[0], "written as an adopted lead is: never its email"
     assert lead(salesforce_sandbox, again[2].native_id)["Status"] == "Open - Not Contacted"
     calls = salesforce_sandbox.server.call_log.snapshot()[before:]
     # The re-sent handoffs are looked up by crmbridge id, a query per 100-200 of them (IN lists

@@ -135,8 +135,9 @@ class LeadWriter:
 
     def _find_sent_before(self, items: list[_Item]) -> None:
         """Handoffs sent before whose answer crmbridge did not record (it stopped in between):
-        the leads they made, found by crmbridge id, are updated by Id without the status and
-        owner, which are sales' from the moment the lead exists."""
+        the leads they made (or adopted), found by crmbridge id, are written by Id as an adopted
+        lead is — never the status, the owner, the email or a field sales owns, which are sales'
+        from the moment the lead exists."""
         again = [i for i in items if i.write.may_exist and not i.write.native_id]
         for part in soql.in_chunks(again, lambda i: (i.write.crmbridge_id,)):
             query = soql.select(
@@ -150,9 +151,8 @@ class LeadWriter:
                 lead_id = found.get(item.write.crmbridge_id)
                 if lead_id is None:
                     continue
-                item.record.pop("Status", None)
-                item.record.pop("OwnerId", None)
-                item.record["Id"] = lead_id
+                item.record.clear()
+                item.record.update({"Id": lead_id, **self._adoption_record(item.write)})
 
     def _push_collection(self, items: list[_Item], results: list[WriteResult | None]) -> None:
         body = {
