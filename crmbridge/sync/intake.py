@@ -28,7 +28,7 @@ from crmbridge.store.store import LeadRow, LeadUpsert, LinkRow
 from crmbridge.sync.cycle_context import Cycle
 from crmbridge.sync.hooks import PluginFailed
 from crmbridge.sync.journal import Journal
-from crmbridge.sync.links import is_echo
+from crmbridge.sync.links import is_echo, stage_seen_before
 
 WHY_LIMIT = 1000
 
@@ -213,7 +213,8 @@ def _take_in(
             for name in theirs:
                 if pick.stored.fields.get(name) is not None:
                     pick.lead.fields[name] = pick.stored.fields[name]
-        echo = is_echo(links.get(pick.change.native_id), pick.change.modified_at)
+        link = links.get(pick.change.native_id)
+        echo = is_echo(link, pick.change.modified_at) or stage_seen_before(link, pick.lead.stage)
         pick.evaluation = evaluate(cy, pick.lead, pick.stored, echo=echo, now=now)
         stored = pick.stored
         sales_dirty = (
@@ -361,7 +362,8 @@ def evaluate(
 
     ``lead.stage`` comes in as the stage the marketing system shows (a person may have changed
     it there) and leaves as the stage crmbridge decided; ``echo`` means the record only shows
-    crmbridge's own last write, so its stage is not a person's decision.
+    crmbridge's own last write, or the stage crmbridge saw there before, so its stage is not a
+    person's decision.
     """
     current = stored.stage if stored is not None else None
     system_stage = lead.stage

@@ -21,6 +21,18 @@ def is_echo(link: LinkRow | None, modified_at: datetime) -> bool:
     return modified_at <= link.written_modified_at
 
 
+def stage_seen_before(link: LinkRow | None, stage: str | None) -> bool:
+    """Whether the record shows the stage crmbridge saw there last time: no person's decision,
+    even when crmbridge has since moved the lead on and not yet written that back (it stopped
+    in between), so the stale value must not undo crmbridge's newer one."""
+    return (
+        link is not None
+        and stage is not None
+        and bool(link.observed)
+        and (link.observed or {}).get("@stage") == stage
+    )
+
+
 def conflicts(link: LinkRow | None, fields: Iterable[str]) -> dict[str, tuple[Any, Any]]:
     """Fields a person changed in the system after crmbridge last wrote them.
 

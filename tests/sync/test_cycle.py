@@ -502,3 +502,43 @@ def test_a_handoff_sent_before_a_crash_is_sent_again_without_undoing_sales_work(
     assert lead.stage == "recycled", "sales' rejection was read, not written over"
     assert world.marketing_get(email)["crmbridge_outcome"] == "rejected"
     runner.close()
+
+
+def test_a_stale_stage_in_marketing_does_not_undo_a_verdict_not_yet_written_back(
+    runner: PipelineRunner,
+    world: memory.MemoryWorld,
+    bridge: CrmBridge,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from crmbridge.sync import cycle as cycle_module
+
+    email = "verdict@example.com"
+    world.marketing_add(**mql_contact(email))
+    runner.run_cycle()
+    # Marketing disqualifies the lead it handed off; sales rejects it, which recycles it.
+    world.marketing_edit(email, lifecyclestage="other")
+    runner.run_cycle()
+    assert bridge.store.lead(email).stage == "disqualified"  # type: ignore[union-attr]
+    world.sales_set_status(email, "Closed - Not Converted", "Bad Timing")
+
+    def killed(cy: Any) -> None:
+        raise RuntimeError("killed before the write-back")
+
+    monkeypatch.setattr(cycle_module, "writeback_step", killed)
+    assert runner.run_cycle().status == "failed"
+    monkeypatch.undo()
+    lead = bridge.store.lead(email)
+    assert lead is not None
+    assert lead.stage == "recycled"
+    # Marketing still shows the stage crmbridge saw before the verdict; a person edits another
+    # field, so the record comes back with that old stage.
+    assert world.marketing_get(email)["lifecyclestage"] == "other"
+    world.marketing_edit(email, jobtitle="VP of Engineering (updated)")
+
+    assert runner.run_cycle().status == "ok"
+    lead = bridge.store.lead(email)
+    assert lead is not None
+    assert lead.stage == "recycled", "the stale stage in marketing undid sales' verdict"
+    marketing = world.marketing_get(email)
+    assert marketing["lifecyclestage"] == "lead"
+    assert marketing["crmbridge_outcome"] == "rejected"
