@@ -33,6 +33,7 @@ pytestmark = pytest.mark.sandbox
 
 UPDATE = "POST /crm/v3/objects/contacts/batch/update"
 UPSERT = "POST /crm/v3/objects/contacts/batch/upsert"
+READ = "POST /crm/v3/objects/contacts/batch/read"
 
 
 def contact(sandbox: HubSpotSandbox, email: str) -> dict[str, Any]:
@@ -294,6 +295,32 @@ def test_1000_leads_are_pushed_in_at_most_10_calls(hubspot_sandbox: HubSpotSandb
     assert [r.native_id for r in again] == [r.native_id for r in results]
     assert all(r.ok and r.created is False for r in again)
     assert hubspot_sandbox.emulator.portal.store.live_count() == before
+
+
+def test_a_handoff_sent_again_after_a_crash_leaves_sales_stage_status_and_owner_alone(
+    hubspot_sandbox: HubSpotSandbox,
+) -> None:
+    connector = ready(hubspot_sandbox)
+    writes = handoffs(3, owner="70002")
+    connector.push_leads(writes[:2])  # crmbridge stopped before recording these answers
+    worked = writes[0].email
+    hubspot_sandbox.control.control("edit_contact", email=worked, properties={
+        "hs_lead_status": "IN_PROGRESS", "lifecyclestage": "salesqualifiedlead",
+        "hubspot_owner_id": "70003",
+    })  # fmt: skip
+    hubspot_sandbox.server.call_log.reset()
+    again = connector.push_leads(
+        [replace(w, may_exist=True, fields={**w.fields, "job_title": "CTO"}) for w in writes]
+    )
+    assert all(r.ok for r in again), [str(r.error) for r in again if not r.ok]
+    props = contact(hubspot_sandbox, worked)["properties"]
+    assert (props["hs_lead_status"], props["lifecyclestage"], props["hubspot_owner_id"]) == (
+        "IN_PROGRESS", "salesqualifiedlead", "70003",
+    )  # fmt: skip
+    assert props["jobtitle"] == "CTO"  # marketing's fields are still crmbridge's to write
+    new = contact(hubspot_sandbox, writes[2].email)["properties"]
+    assert (new["lifecyclestage"], new["hubspot_owner_id"]) == ("marketingqualifiedlead", "70002")
+    assert hubspot_sandbox.calls().by_endpoint() == {READ: 1, UPSERT: 1}
 
 
 def test_owners_are_given_by_id_or_email(hubspot_sandbox: HubSpotSandbox) -> None:

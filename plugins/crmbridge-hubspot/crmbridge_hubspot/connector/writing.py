@@ -16,13 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
+
 from crmbridge import LeadWrite, RecordError, SystemMapping, WriteRejected, WriteResult
 from crmbridge_hubspot.connector.batches import Answer, BatchWriter, Input
 from crmbridge_hubspot.connector.client import HubSpotClient
 from crmbridge_hubspot.connector.errors import PLUGIN, SYSTEM
 from crmbridge_hubspot.connector.native import properties_of
 from crmbridge_hubspot.connector.owners import OwnerDirectory
-from crmbridge_hubspot.connector.records import OWNER
+from crmbridge_hubspot.connector.records import OWNER, contacts_of
 from crmbridge_hubspot.connector.schema import annotation_properties, unknown_annotations
 
 log = logging.getLogger("crmbridge.connector.hubspot")
@@ -166,6 +168,8 @@ class ContactWriter:
                 continue
             (upserts if write.create else updates).append(prepared)
 
+        self._sent_before(upserts)
+
         def upsert_chunk(chunk: list[_Pending]) -> None:
             answers = self.batches.upsert([p.input for p in chunk])
             for p in chunk:
@@ -181,6 +185,33 @@ class ContactWriter:
         )
         self._in_parallel(list(_chunks(updates, self.size, key=lambda p: p.input.id)), update_chunk)
         return [r for r in results if r is not None]
+
+    def _sent_before(self, pending: Sequence[_Pending]) -> None:
+        """Handoffs sent before whose answer crmbridge did not record (it stopped in between):
+        a contact that already carries the write's crmbridge id is the one that handoff made or
+        took over, so sales' stage, lead status and owner there are left as they are (batch reads
+        by email, 100 a call, only for such writes)."""
+        again = [p for p in pending if p.write.may_exist and not p.write.native_id]
+        keep_out = {OWNER, self.mapping.stage_field, self.mapping.outcome_field} - {None}
+        for start in range(0, len(again), self.size):
+            chunk = again[start : start + self.size]
+            body = BatchReadInputSimplePublicObjectId(
+                inputs=[SimplePublicObjectId(id=p.input.id) for p in chunk],
+                properties=["email", "crmbridge_id"],
+                properties_with_history=[],
+                id_property="email",
+            )
+            answer = self.client.call_json(
+                f"POST objects/contacts/batch/read ({len(chunk)} handoffs sent before)",
+                self.client.batch_api.read_with_http_info,
+                batch_read_input_simple_public_object_id=body,
+                archived=False,
+            )
+            made = {str(c.properties.get("crmbridge_id")) for c in contacts_of(answer)}
+            for p in chunk:
+                if p.write.crmbridge_id in made:
+                    for name in keep_out:
+                        p.input.properties.pop(str(name), None)
 
     def _prepare(
         self,
