@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{label} run took {run_time:.1f} s: {len(plan.landed)} kills landed "
         f"({plan.remaining} missed), {restarts} restarts"
     )
+    if run.faults:
+        fired = ", ".join(f"{n} {kind}" for kind, n in sorted(run.faults.items()))
+        print(f"faults injected: {fired}")
     print(difference.summary())
     if not difference.identical:
         print(difference.details())
