@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -297,17 +296,14 @@ def test_cursor_queries_use_the_indexes_at_scale(
         "SELECT Id, SystemModstamp FROM Lead WHERE SystemModstamp > 2026-05-01T00:00:00Z "
         "ORDER BY SystemModstamp, Id LIMIT 2000"
     )
-    started = time.perf_counter()
     page = sf.query(cursor)["records"]
-    elapsed = time.perf_counter() - started
     assert len(page) == 2000
     stamps = [(r["SystemModstamp"], r["Id"]) for r in page]
     assert stamps == sorted(stamps)
     assert stamps[0][0] > "2026-05-01T00:00:00.000+0000"
     assert queries.last_plan is not None
     assert queries.last_plan.access == "index:SystemModstamp"
-    assert queries.last_plan.examined == 2000
-    assert elapsed < 1.0
+    assert queries.last_plan.examined == 2000  # the plan, not a clock: no timed assertions
     last = page[-1]
     follow = format_soql(
         "SELECT Id FROM Lead WHERE SystemModstamp >= {:literal} AND Id > {} "
