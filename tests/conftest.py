@@ -61,20 +61,26 @@ def _postgres_server() -> Iterator[Engine | str]:
     engine.dispose()
 
 
-@pytest.fixture
-def pg_url(_postgres_server: Engine | str) -> Iterator[str]:
-    """A PostgreSQL URL whose connections see only a fresh, empty schema (dropped after)."""
-    if isinstance(_postgres_server, str):
-        _postgres_unavailable(_postgres_server)
+def fresh_schema_url(server: Engine | str) -> Iterator[str]:
+    """A PostgreSQL URL whose connections see only a fresh, empty schema (dropped after); skips,
+    or fails under ``CI=true``, when the server is not reachable."""
+    if isinstance(server, str):
+        _postgres_unavailable(server)
     schema = f"crmbridge_test_{uuid.uuid4().hex[:12]}"
-    with _postgres_server.begin() as conn:
+    with server.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = make_url(postgres_server_url()).update_query_dict({"options": f"-csearch_path={schema}"})
     try:
         yield url.render_as_string(hide_password=False)
     finally:
-        with _postgres_server.begin() as conn:
+        with server.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture
+def pg_url(_postgres_server: Engine | str) -> Iterator[str]:
+    """A PostgreSQL URL whose connections see only a fresh, empty schema (dropped after)."""
+    yield from fresh_schema_url(_postgres_server)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 
 from crmbridge.app import CrmBridge
 from crmbridge.runtime.scaled.backfill import make_plan
@@ -29,7 +27,7 @@ from crmbridge.settings import load_settings
 from crmbridge.sync import PipelineRunner, load_pipelines
 from crmbridge.sync.backfill import run_backfill
 from crmbridge.testing import memory
-from tests.conftest import postgres_server_url
+from tests.conftest import fresh_schema_url
 
 from .conftest import qualifying
 from .fleet import ROOT, Fleet, Workers, base_env, differences, environment, store_state
@@ -146,17 +144,7 @@ def test_a_chunk_stopped_by_a_shutdown_is_queued_again(
 @pytest.fixture
 def second_pg_url(_postgres_server: Engine | str) -> Iterator[str]:
     """Another fresh schema on the test server (the one-worker run's store)."""
-    if isinstance(_postgres_server, str):
-        pytest.skip(_postgres_server)
-    schema = f"crmbridge_test_{uuid.uuid4().hex[:12]}"
-    with _postgres_server.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(postgres_server_url()).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with _postgres_server.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    yield from fresh_schema_url(_postgres_server)
 
 
 LEADS = 8_000
