@@ -15,6 +15,7 @@ from crmbridge_salesforce.pytest_plugin import SalesforceSandbox
 from crmbridge_salesforce.testing import connector_for, default_definition, give_outcome
 
 from crmbridge import Cursor, LeadWrite, OutcomeKind, WriteRejected, WriteResult
+from crmbridge.errors import FatalError
 from crmbridge.store.store import crmbridge_id_for
 
 pytestmark = pytest.mark.sandbox
@@ -516,3 +517,51 @@ def test_a_backfill_of_50000_leads_goes_through_bulk_with_per_record_failures(
     assert salesforce_sandbox.emulator.org.stores["Lead"].key_indexes["CrmBridge_Id__c"].get(
         crmbridge_id_for("backfill.49999@example.com")
     ) == {results[-1].native_id}
+
+
+@pytest.mark.salesforce_sandbox(bulk_job_delay_seconds=0.0)
+def test_a_bulk_job_done_before_its_first_poll_costs_five_calls(
+    salesforce_sandbox: SalesforceSandbox,
+) -> None:
+    connector = connector_for(salesforce_sandbox)
+    connector.check()
+    before = len(salesforce_sandbox.server.call_log)
+    results = connector.push_leads([handoff(f"five.{i}@example.com") for i in range(2_500)])
+    assert all(r.ok and r.created for r in results)
+    assert salesforce_sandbox.calls(before).by_endpoint() == {
+        "POST jobs/ingest": 1,
+        "PUT jobs/ingest/{id}/batches": 1,
+        "PATCH jobs/ingest/{id}": 1,
+        "GET jobs/ingest/{id}": 1,  # the poll's answer is the job's summary: no second read
+        "GET jobs/ingest/{id}/successfulResults": 1,  # no failures: their results are not read
+    }
+
+
+@pytest.mark.salesforce_sandbox(bulk_job_delay_seconds=0.3)
+def test_a_slow_bulk_job_is_polled_less_and_less_often(
+    salesforce_sandbox: SalesforceSandbox,
+) -> None:
+    connector = connector_for(salesforce_sandbox, bulk_poll_seconds=0.05)
+    connector.check()
+    before = len(salesforce_sandbox.server.call_log)
+    results = connector.push_leads([handoff(f"slow.{i}@example.com") for i in range(2_500)])
+    assert all(r.ok for r in results)
+    polls = salesforce_sandbox.calls(before).by_endpoint()["GET jobs/ingest/{id}"]
+    # Waits of 0.05, 0.075, 0.11, 0.17 s reach the job's 0.3 s by the fourth poll at the latest;
+    # polling every 0.05 s would take six.
+    assert 2 <= polls <= 4
+
+
+@pytest.mark.salesforce_sandbox(bulk_job_delay_seconds=30.0)
+def test_a_bulk_job_that_outlives_its_timeout_is_aborted_and_named(
+    salesforce_sandbox: SalesforceSandbox,
+) -> None:
+    connector = connector_for(
+        salesforce_sandbox, bulk_poll_seconds=0.05, bulk_job_timeout_seconds=0.2
+    )
+    connector.check()
+    stuck = r"upsert of 2500 Lead records: .*bulk job \w+ still InProgress after 0.2 s"
+    with pytest.raises(FatalError, match=stuck):
+        connector.push_leads([handoff(f"stuck.{i}@example.com") for i in range(2_500)])
+    jobs = salesforce_sandbox.sf.restful("jobs/ingest")["records"]
+    assert [job["state"] for job in jobs] == ["Aborted"]

@@ -71,7 +71,10 @@ class SalesforceSettings(ConnectorSettings):
     bulk_threshold: int = Field(default=2000, ge=1)
     """Writes and backfill reads of at least this many records go through Bulk API 2.0."""
     bulk_poll_seconds: float = Field(default=2.0, gt=0)
-    """How long to wait before polling a Bulk API 2.0 job (the wait then grows)."""
+    """How long to wait before polling a Bulk API 2.0 job (the wait then grows half as long again
+    at each poll, up to a minute)."""
+    bulk_job_timeout_seconds: float = Field(default=3600.0, gt=0)
+    """How long an upsert job may run before crmbridge gives up on it (and aborts it)."""
     bulk_page_size: int = Field(default=10_000, ge=1, le=50_000)
     """Rows per Bulk API 2.0 query results page."""
 
