@@ -281,6 +281,33 @@ def test_backfill_reads_a_window_by_search_and_resumes(hubspot_sandbox: HubSpotS
     assert list(connector.pull_range(since, until, last)) == []
 
 
+@pytest.mark.hubspot_sandbox(search_per_second=100)
+def test_a_backfill_window_costs_one_search_per_page_and_resumes_from_any_page(
+    hubspot_sandbox: HubSpotSandbox,
+) -> None:
+    # 3 contacts per millisecond, 50 a page: most pages end inside a tie, which the next query
+    # leaves out by id instead of reading it again.
+    stamp = to_ms(parse_time("2026-02-01T08:00:00.000Z") or from_ms(0))
+    ids: list[str] = []
+    for i in range(100):
+        ids += hubspot_sandbox.control.control(
+            "seed_contacts",
+            contacts=[{"email": f"w{i}-{j}@example.com"} for j in range(3)],
+            modified_at=str(stamp + i),
+        )
+    connector = connector_for(hubspot_sandbox, search_page_size=50, search_per_second=100)
+    since, until = from_ms(stamp), from_ms(stamp + 100)
+    changes, last = drain(connector.pull_range(since, until, Cursor()))
+    assert Counter(c.native_id for c in changes) == Counter(ids)
+    assert search_calls(hubspot_sandbox) == 300 // 50  # ceil(N / page), nothing read twice
+    # Resumed after each page, the rest of the window is read exactly once too.
+    cursors = [b.cursor for b in connector.pull_range(since, until, Cursor())]
+    for i, cursor in enumerate(cursors[:-1]):
+        rest, _ = drain(connector.pull_range(since, until, cursor), cursor)
+        assert len(rest) == len({c.native_id for c in rest}) == 300 - 50 * (i + 1)
+    assert last.get("done") is True
+
+
 def test_backfill_without_a_start_pages_the_list(hubspot_sandbox: HubSpotSandbox) -> None:
     ids = seed(hubspot_sandbox, 120, "all")
     connector = connector_for(hubspot_sandbox)
