@@ -29,6 +29,7 @@ from crmbridge.store import tables as t
 from crmbridge.sync.courtesy import QuotaGuard
 from crmbridge.sync.cycle import CycleResult, PipelineRunner
 from crmbridge.sync.cycle_context import Cycle, Stopped
+from crmbridge.sync.handoff import CHUNK as HANDOFF_CHUNK
 from crmbridge.sync.handoff import handoff_step
 from crmbridge.sync.intake import intake_batch
 from crmbridge.sync.leases import take_lease
@@ -36,8 +37,10 @@ from crmbridge.sync.prefetch import prefetch
 from crmbridge.sync.writeback import writeback_step
 
 log = logging.getLogger("crmbridge.backfill")
-HANDOFF_EVERY = 10_000
-"""Leads taken in between two handoffs (each followed by the write-back that shows marketing)."""
+HANDOFF_EVERY = HANDOFF_CHUNK
+"""Records taken in between two handoffs (each followed by the write-back that shows marketing):
+one handoff batch (one Bulk API 2.0 job), so the writes of each batch overlap the reading of the
+next, and what is left to write after the last page is one batch at most."""
 READ_AHEAD_PAGES = 25
 """Pages the reader keeps ahead (5,000 HubSpot contacts, a few MB): it goes on searching, within
 the rate limit, while the engine hands off and writes back, so the searches' floor and the
