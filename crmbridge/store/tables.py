@@ -42,8 +42,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 metadata = MetaData(
     naming_convention={
@@ -55,20 +56,42 @@ metadata = MetaData(
 )
 
 
+class _SQLiteUTCText(sqlite.DATETIME):
+    """SQLite's DATETIME column, its text written and read by :class:`UTCDateTime` itself."""
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> None:
+        return None
+
+
 class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every database (SQLite stores naive UTC text)."""
+    """Timezone-aware UTC datetimes on every database (SQLite stores naive UTC text).
+
+    On SQLite the text is written and parsed here, in SQLAlchemy's own storage format
+    (``YYYY-MM-DD HH:MM:SS.ffffff``), instead of by SQLAlchemy's DATETIME processors on top of
+    this one: a backfill binds millions of these, and the two layers cost twice the time.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return _SQLiteUTCText()  # type: ignore[no-untyped-call]  # the dialect type is untyped
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r} given to the store; use UTC-aware times")
         if value.tzinfo is not UTC:
             value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
