@@ -4,12 +4,12 @@ a durable outbox (a change marketing or sales must be told of survives a crash u
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, exists, func, insert, select, update
+from sqlalchemy import Connection, and_, exists, func, insert, select, true, update
 
 from crmbridge.store import tables as t
 
@@ -146,14 +146,41 @@ class LifecycleQueries:
     # -- handoffs ----------------------------------------------------------------------------
 
     def pending_handoffs(
-        self, conn: Connection, pipeline: str, stage: str, limit: int, after_id: int = 0
+        self,
+        conn: Connection,
+        pipeline: str,
+        stage: str,
+        limit: int,
+        after_id: int = 0,
+        among: Collection[int] | None = None,
     ) -> list[int]:
-        """Ids of leads at the handoff ``stage`` with no open handoff: the handoff queue.
+        """Ids of leads at the handoff ``stage`` with no open handoff: the handoff queue, in id
+        order from ``after_id``; with ``among``, only those of these leads (looked up by id, so
+        the cost follows their number, not the store's).
 
         A lead whose handoff the sales system refused waits in quarantine instead, until a
         person retries it (``crmbridge quarantine retry``); one it could not take just now (a
         transient failure, quarantined with status ``retry``) is in the queue again.
         """
+        if among is not None:
+            wanted = sorted(i for i in among if i > after_id)
+            found: list[int] = []
+            for chunk in chunks(wanted, 500):
+                found += self._pending(conn, pipeline, stage, after_id, limit, chunk)
+                if len(found) >= limit:
+                    break
+            return found[:limit]
+        return self._pending(conn, pipeline, stage, after_id, limit, None)
+
+    def _pending(
+        self,
+        conn: Connection,
+        pipeline: str,
+        stage: str,
+        after_id: int,
+        limit: int,
+        ids: Sequence[int] | None,
+    ) -> list[int]:
         open_handoff = exists().where(
             and_(t.handoffs.c.lead_id == t.leads.c.id, t.handoffs.c.closed.is_(False))
         )
@@ -171,6 +198,7 @@ class LifecycleQueries:
                 t.leads.c.pipeline == pipeline,
                 t.leads.c.stage == stage,
                 t.leads.c.id > after_id,
+                t.leads.c.id.in_(ids) if ids is not None else true(),
                 ~open_handoff,
                 ~refused,
             )

@@ -130,6 +130,7 @@ def run_backfill(
         quota=QuotaGuard(bridge.settings.quota_reserve),
         dry_run=dry_run,
         stop=stop or threading.Event(),
+        handoff_candidates=set() if part == "whole" else None,
     )
     total = marketing.count_range(since, until) if take_in else None
     calls_marketing, calls_sales = marketing.api_usage().calls, sales.api_usage().calls
@@ -150,14 +151,18 @@ def run_backfill(
             taken += len(batch.changes)
             since_handoff += len(batch.changes)
             if part == "whole" and since_handoff >= HANDOFF_EVERY:
-                handoff_step(cy)
+                # The leads this backfill brought to the handoff stage since the last handoff
+                # (looked up by id: a scan of the whole store each time would grow with it).
+                among, cy.handoff_candidates = cy.handoff_candidates, set()
+                handoff_step(cy, among=among)
                 writeback_step(cy)
                 since_handoff = 0
             cy.quota.check(marketing)
             if progress is not None:
                 progress(_progress(cy, taken, total, calls_before))
         if hand_off:
-            handoff_step(cy)
+            cy.handoff_candidates = None
+            handoff_step(cy)  # every pending lead: those left before, and any a batch missed
             writeback_step(cy)
         if progress is not None:
             progress(_progress(cy, taken, total, calls_before))

@@ -53,6 +53,9 @@ class Cycle:
     plan: Plan = field(default_factory=Plan)
     _dry_conn: Connection | None = None
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    handoff_candidates: set[int] | None = None
+    """When a set (a backfill), intake adds the leads it leaves at the handoff stage, so the
+    backfill's handoffs between pages look at those instead of scanning every lead."""
     _quarantine_rows: list[dict[str, Any]] = field(default_factory=list)
     _writable: dict[str, tuple[str, ...]] = field(default_factory=dict)
 

@@ -10,7 +10,7 @@ quarantine for a person; one sales could not take just now (a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -51,14 +51,18 @@ def link_in(links: Sequence[LinkRow], system: str) -> LinkRow | None:
     return live[-1] if live else None
 
 
-def handoff_step(cy: Cycle) -> None:
-    """Hand every pending lead to sales, a chunk at a time."""
+def handoff_step(cy: Cycle, among: Collection[int] | None = None) -> None:
+    """Hand every pending lead to sales, a chunk at a time; with ``among``, only those of these
+    leads that are pending (a backfill between pages: its own new leads, without a scan of
+    every lead in the store)."""
     after = 0
     stage = cy.definition.handoff.stage
     while True:
         cy.check_stop()
         with cy.tx() as conn:
-            ids = cy.store.pending_handoffs(conn, cy.pipeline, stage, CHUNK, after_id=after)
+            ids = cy.store.pending_handoffs(
+                conn, cy.pipeline, stage, CHUNK, after_id=after, among=among
+            )
             if not ids:
                 return
             after = ids[-1]

@@ -248,8 +248,13 @@ def _take_in(
         )
     ids = store.upsert_leads(conn, snapshots, now)
     link_rows = []
+    candidates = cy.handoff_candidates
+    handoff_stage = cy.definition.handoff.stage
     for email, pick in chosen.items():
         lead_id, applied = ids[email]
+        evaluation = pick.evaluation
+        if candidates is not None and applied and evaluation and evaluation.stage == handoff_stage:
+            candidates.add(lead_id)
         for member_change, member_lead in pick.members:
             link_rows.append(_link_row(cy, lead_id, member_change, member_lead, now))
         if not applied:

@@ -88,3 +88,40 @@ def test_a_stopped_backfill_resumes_where_it_stopped_and_duplicates_nothing(
         assert lead is not None
         kinds = [e.kind for e in bridge.store.journey(lead.id)]
         assert kinds.count("handed_off") == 1, email
+
+
+def test_between_pages_a_backfill_hands_off_its_own_leads_and_at_the_end_every_pending_one(
+    runner: PipelineRunner,
+    world: memory.MemoryWorld,
+    bridge: CrmBridge,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A lead taken in earlier and never handed off (an intake-only chunk, say) waits in the store.
+    world.offset = -timedelta(days=3)
+    world.marketing_add(**mql_contact("waiting@backfill.example"))
+    world.offset = timedelta()
+    earlier = run_backfill(
+        runner, world.now() - timedelta(days=4), world.now() - timedelta(days=2), part="intake"
+    )
+    assert earlier.status == "ok", earlier.error
+    assert earlier.counts.handed_off == 0
+    emails = seed(world)
+    monkeypatch.setattr(backfill_module, "HANDOFF_EVERY", 100)
+    during: list[tuple[int, bool]] = []
+
+    def progress(p: Progress) -> None:
+        if p.total is not None and p.records < p.total:
+            waiting = world.sales.by("Email", "waiting@backfill.example") is not None
+            during.append((world.sales_count(), waiting))
+
+    result = run_backfill(runner, since(world), progress=progress)
+
+    assert result.status == "ok", result.error
+    # Between pages only the backfill's own leads were looked at (by id, not by a scan)...
+    assert max(count for count, _ in during) >= 300
+    assert not any(waiting for _, waiting in during)
+    # ...and the last handoff took every pending lead, the one waiting from before too.
+    assert result.counts.handed_off == LEADS + 1
+    assert world.sales_get("waiting@backfill.example")["Id"]
+    assert world.sales_count() == LEADS + 1
+    assert all(world.marketing_get(e)["crmbridge_handed_off_at"] for e in emails)
