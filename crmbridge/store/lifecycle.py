@@ -301,12 +301,15 @@ class LifecycleQueries:
 
     # -- the outbox: dirty flags ---------------------------------------------------------------
 
-    def dirty_leads(self, conn: Connection, pipeline: str, side: str, limit: int) -> list[int]:
-        """Ids of leads whose ``side`` (marketing or sales) must be told of a change."""
+    def dirty_leads(
+        self, conn: Connection, pipeline: str, side: str, limit: int, after_id: int = 0
+    ) -> list[int]:
+        """Ids of leads whose ``side`` (marketing or sales) must be told of a change, in id order
+        from ``after_id``."""
         column = t.leads.c.marketing_dirty if side == "marketing" else t.leads.c.sales_dirty
         query = (
             select(t.leads.c.id)
-            .where(t.leads.c.pipeline == pipeline, column.is_(True))
+            .where(t.leads.c.pipeline == pipeline, column.is_(True), t.leads.c.id > after_id)
             .order_by(t.leads.c.id)
             .limit(limit)
         )

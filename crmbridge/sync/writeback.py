@@ -14,7 +14,10 @@ recorded in the journey as a conflict instead.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +33,8 @@ from crmbridge.sync.links import conflicts, merged_written
 
 CHUNK = 1000
 
+log = logging.getLogger("crmbridge.sync")
+
 
 def writeback_step(cy: Cycle) -> None:
     """Marketing first (the loop closes there), then sales."""
@@ -43,6 +48,14 @@ Builder = Callable[
 ]
 
 
+@dataclass
+class _Built:
+    """One chunk of a side's queue, read and turned into writes (its own transaction)."""
+
+    writes: list[tuple[LeadRow, LinkRow, LeadWrite]]
+    now: datetime
+
+
 def _drain(
     cy: Cycle,
     side: str,
@@ -50,54 +63,100 @@ def _drain(
     build: Builder,
     send: Callable[[Sequence[LeadWrite]], list[WriteResult]],
 ) -> None:
+    """Write a side's queue a chunk at a time, pipelined: while one chunk's writes are in
+    flight, the next chunk is read and built, so the calls' latency and the engine's own work
+    overlap. Each chunk is recorded (its flags cleared) only after its writes answered."""
     system = connector.system_name()
-    after = 0
-    while True:
-        cy.check_stop()
-        now = cy.now()
-        with cy.tx() as conn:
-            ids = [i for i in cy.store.dirty_leads(conn, cy.pipeline, side, CHUNK) if i > after]
-            if not ids:
+    state = {"after": 0}
+    in_flight: tuple[_Built, Future[list[WriteResult]]] | None = None
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{side}-writeback")
+    try:
+        while True:
+            cy.check_stop()
+            built = _build_chunk(cy, side, system, build, state)
+            if in_flight is not None:
+                _record_sent(cy, side, system, *in_flight)
+                in_flight = None
+            if built is None:
                 return
-            after = ids[-1]
-            rows = cy.store.leads_by_id(conn, ids)
-            links = cy.store.links_of(conn, ids)
-            handoffs = cy.store.latest_handoffs(conn, ids)
-            outcomes = cy.store.outcomes_of(conn, ids)
-            journal = cy.journal()
-            writes: list[tuple[LeadRow, LinkRow, LeadWrite]] = []
-            nothing: list[int] = []
-            for lead_id in ids:
-                row = rows[lead_id]
-                link = link_in(links.get(lead_id, []), system)
-                write = (
-                    build(
-                        cy,
-                        row,
-                        link,
-                        handoffs.get(lead_id),
-                        outcomes.get(lead_id, []),
-                        journal,
-                        now,
-                    )
-                    if link is not None
-                    else None
+            if not built.writes:
+                continue
+            cy.quota.check(connector)
+            writes = [w for _, _, w in built.writes]
+            if cy.dry_run:
+                results = _send(cy, system, send, writes)
+                _record_sent(cy, side, system, built, _done(results))
+            else:
+                in_flight = (built, pool.submit(_send, cy, system, send, writes))
+    finally:
+        if in_flight is not None:
+            # Stopped or failed while a chunk was in flight: wait for its answers and record
+            # them, so a write that reached the system is not sent again for nothing.
+            try:
+                _record_sent(cy, side, system, *in_flight)
+            except Exception as exc:  # noqa: BLE001 - the first failure is the one raised
+                log.warning("%s write-back: the chunk in flight was not recorded: %s", side, exc)
+        pool.shutdown(wait=True)
+
+
+def _done(results: list[WriteResult]) -> Future[list[WriteResult]]:
+    future: Future[list[WriteResult]] = Future()
+    future.set_result(results)
+    return future
+
+
+def _build_chunk(
+    cy: Cycle, side: str, system: str, build: Builder, state: dict[str, int]
+) -> _Built | None:
+    """The next chunk of the side's queue as writes; None when the queue is empty."""
+    now = cy.now()
+    with cy.tx() as conn:
+        # From after the last chunk built: the one in flight stays flagged until it is recorded.
+        ids = cy.store.dirty_leads(conn, cy.pipeline, side, CHUNK, after_id=state["after"])
+        if not ids:
+            return None
+        state["after"] = ids[-1]
+        rows = cy.store.leads_by_id(conn, ids)
+        links = cy.store.links_of(conn, ids)
+        handoffs = cy.store.latest_handoffs(conn, ids)
+        outcomes = cy.store.outcomes_of(conn, ids)
+        journal = cy.journal()
+        writes: list[tuple[LeadRow, LinkRow, LeadWrite]] = []
+        nothing: list[int] = []
+        for lead_id in ids:
+            row = rows[lead_id]
+            link = link_in(links.get(lead_id, []), system)
+            write = (
+                build(
+                    cy,
+                    row,
+                    link,
+                    handoffs.get(lead_id),
+                    outcomes.get(lead_id, []),
+                    journal,
+                    now,
                 )
-                if write is None:
-                    nothing.append(lead_id)
-                else:
-                    assert link is not None
-                    writes.append((row, link, write))
-            cy.store.set_dirty(conn, nothing, side, False)
-            journal.flush(cy.store, conn)
-        if not writes:
-            continue
-        cy.quota.check(connector)
-        results = _send(cy, system, send, [w for _, _, w in writes])
-        with cy.tx() as conn:
-            journal = cy.journal()
-            _record(cy, conn, side, system, writes, results, journal, now)
-            journal.flush(cy.store, conn)
+                if link is not None
+                else None
+            )
+            if write is None:
+                nothing.append(lead_id)
+            else:
+                assert link is not None
+                writes.append((row, link, write))
+        cy.store.set_dirty(conn, nothing, side, False)
+        journal.flush(cy.store, conn)
+    return _Built(writes, now)
+
+
+def _record_sent(
+    cy: Cycle, side: str, system: str, built: _Built, answered: Future[list[WriteResult]]
+) -> None:
+    results = answered.result()
+    with cy.tx() as conn:
+        journal = cy.journal()
+        _record(cy, conn, side, system, built.writes, results, journal, built.now)
+        journal.flush(cy.store, conn)
 
 
 def _send(
@@ -135,6 +194,7 @@ def _record(
 ) -> None:
     link_rows = []
     done: list[int] = []
+    shown: list[int] = []  # leads whose sales verdicts marketing now shows
     for (row, link, write), result in zip(writes, results, strict=True):
         # A record the system could not write just now stays dirty: the next cycle writes it
         # again, so a lock or a hiccup on one record never leaves that side behind for good.
@@ -185,7 +245,8 @@ def _record(
             data=jsonable(wrote),
         )
         if side == "marketing":
-            cy.store.mark_outcomes_written(conn, [row.id], now)
+            shown.append(row.id)
+    cy.store.mark_outcomes_written(conn, shown, now)  # one statement per 500, not one per lead
     if not cy.dry_run:
         cy.store.upsert_links(conn, link_rows)
     cy.store.resolve_quarantine(

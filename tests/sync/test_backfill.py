@@ -4,13 +4,17 @@ between batches and the resume from where it stopped, nothing handed off twice."
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
 from crmbridge.app import CrmBridge
+from crmbridge.store import Store
 from crmbridge.sync import PipelineRunner
 from crmbridge.sync import backfill as backfill_module
+from crmbridge.sync import writeback as writeback_module
 from crmbridge.sync.backfill import Progress, run_backfill
 from crmbridge.testing import memory
 
@@ -125,3 +129,42 @@ def test_between_pages_a_backfill_hands_off_its_own_leads_and_at_the_end_every_p
     assert world.sales_get("waiting@backfill.example")["Id"]
     assert world.sales_count() == LEADS + 1
     assert all(world.marketing_get(e)["crmbridge_handed_off_at"] for e in emails)
+
+
+def test_the_write_back_builds_the_next_chunk_while_one_is_in_flight(
+    runner: PipelineRunner,
+    world: memory.MemoryWorld,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    emails = seed(world)
+    monkeypatch.setattr(writeback_module, "CHUNK", 150)  # 450 leads: three chunks
+    events: list[str] = []
+    write_outcomes = memory.MemoryMarketing.write_outcomes
+    dirty_leads = Store.dirty_leads
+
+    def slow_write(self: memory.MemoryMarketing, writes: Any) -> Any:
+        events.append("send")
+        time.sleep(0.2)  # the latency of a real call
+        answered = write_outcomes(self, writes)
+        events.append("answered")
+        return answered
+
+    def build(self: Store, *args: Any, **kwargs: Any) -> list[int]:
+        events.append("build")
+        return dirty_leads(self, *args, **kwargs)
+
+    monkeypatch.setattr(memory.MemoryMarketing, "write_outcomes", slow_write)
+    monkeypatch.setattr(Store, "dirty_leads", build)
+
+    result = run_backfill(runner, since(world))
+
+    assert result.status == "ok", result.error
+    assert all(world.marketing_get(e)["crmbridge_handed_off_at"] for e in emails)
+    first_send = events.index("send")
+    # The second chunk was read and built before the first chunk's writes answered...
+    assert "build" in events[first_send : events.index("answered")]
+    # ...and never more than one chunk was in flight.
+    in_flight = 0
+    for event in events:
+        in_flight += {"send": 1, "answered": -1}.get(event, 0)
+        assert in_flight <= 1
