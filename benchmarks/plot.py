@@ -19,6 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 ROOT = Path(__file__).resolve().parents[1]
+LATENCY_MS = 100.0
+"""Only the runs at the benchmark's 100 ms per call are plotted."""
 
 
 def series() -> dict[str, list[tuple[int, float, int]]]:
@@ -26,6 +28,8 @@ def series() -> dict[str, list[tuple[int, float, int]]]:
     out: dict[str, list[tuple[int, float, int]]] = {}
     for path in sorted((ROOT / "benchmarks" / "results").glob("backfill-*.json")):
         for row in json.loads(path.read_text())["rows"]:
+            if row.get("latency_ms", LATENCY_MS) != LATENCY_MS:
+                continue  # a run without the latency (the million-lead run) is not comparable
             out.setdefault(row["tool"], []).append(
                 (row["leads"], row["wall_seconds"], row["api_calls"])
             )
@@ -47,7 +51,7 @@ def main() -> int:
         ax.set_yscale("log")
         ax.set_xlabel("leads backfilled (N)")
         ax.set_ylabel(unit)
-        ax.set_title(f"Backfill HubSpot → Salesforce: {title}")
+        ax.set_title(f"Backfill HubSpot → Salesforce, {LATENCY_MS:g} ms a call: {title}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     fig.tight_layout()
