@@ -158,3 +158,40 @@ def test_paging_the_same_query_is_served_from_the_cache(
     api.do_search(public_object_search_request=window_request(start, end))
     api.do_search(public_object_search_request=window_request(start, end, after="200"))
     assert sandbox.emulator.search.stats["plan"] == "cached"
+
+
+def test_a_keyset_query_over_separate_ranges_stops_at_its_page(
+    crowd: tuple[HubSpotSandbox, int, int],
+) -> None:
+    # What a search window sends after its first page: the rest of one time (less the ids
+    # already read), OR every later time. The total is counted per range, not by testing all.
+    sandbox, start, end = crowd
+    api = sandbox.client.crm.contacts.search_api
+    first = api.do_search(public_object_search_request=window_request(start, end + 1))
+    last = first.results[-1]
+    at = parse_ms(last.properties["lastmodifieddate"])
+    assert at is not None
+    read = [
+        r.id
+        for r in first.results
+        if r.properties["lastmodifieddate"] == last.properties["lastmodifieddate"]
+    ]
+    request = window_request(at + 1, end + 1)
+    request["filterGroups"].insert(
+        0,
+        {
+            "filters": [
+                {"propertyName": "lastmodifieddate", "operator": "EQ", "value": str(at)},
+                {"propertyName": "hs_object_id", "operator": "NOT_IN", "values": read},
+            ]
+        },
+    )
+    request["filterGroups"][1]["filters"][0]["operator"] = "GT"
+    request["filterGroups"][1]["filters"][0]["value"] = str(at)
+    page = api.do_search(public_object_search_request=request)
+    stats = sandbox.emulator.search.stats
+    assert stats["plan"] == "ranges:lastmodifieddate"
+    # It reads up to the 10,000 results a query may page through, not the 24,800 that match.
+    assert stats["examined"] <= 10_001 + len(read) < page.total
+    assert page.total == COUNT - 200
+    assert not {r.id for r in page.results} & {r.id for r in first.results}

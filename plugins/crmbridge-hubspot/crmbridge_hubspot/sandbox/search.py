@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from itertools import islice
+from itertools import islice, pairwise
 from typing import Any
 
 from aiohttp import web
@@ -275,8 +275,25 @@ class Planner:
             self.stats = {"plan": f"index:{query.sort_prop}", "examined": min(total, cap)}
             return total, list(islice(ids, cap))
         contacts = self.store.contacts
+        if not query.text_tokens and _disjoint(query.groups, query.sort_prop):
+            # Groups over separate ranges of the sort key (a keyset query's "the rest of this
+            # time, then every later time"): each group's matches are counted on its own range,
+            # so the scan stops at the page instead of testing the whole hull for the total.
+            total = sum(self._group_total(g, query.sort_prop) for g in query.groups)
+            found = []
+            examined = 0
+            for cid in ids:
+                examined += 1
+                contact = contacts[cid]
+                view = contact.indexed
+                if view is not None and query.accepts(contact, view):
+                    found.append(cid)
+                    if len(found) >= cap:
+                        break
+            self.stats = {"plan": f"ranges:{query.sort_prop}", "examined": examined}
+            return total, found
         total, examined = 0, 0
-        found: list[int] = []
+        found = []
         for cid in ids:
             examined += 1
             contact = contacts[cid]
@@ -287,6 +304,22 @@ class Planner:
                     found.append(cid)
         self.stats = {"plan": f"scan:{query.sort_prop}", "examined": examined}
         return total, found
+
+    def _group_total(self, group: Group, prop: str) -> int:
+        """How many contacts match ``group``: counted from the index when the group is that
+        index's range alone, else by testing the contacts of its range."""
+        index = self._index(prop)
+        bounds = group.ranges[prop]
+        if all(c.prop == prop and c.key_range() for c in group.conditions):
+            return index.count(*bounds)
+        contacts = self.store.contacts
+        total = 0
+        for cid in index.range(*bounds):
+            contact = contacts[cid]
+            view = contact.indexed
+            if view is not None and group.accepts(contact, view):
+                total += 1
+        return total
 
     def _candidates(self, group: Group) -> Iterable[int]:
         _cost, prop, bounds = self._group_plan(group)
@@ -329,6 +362,19 @@ class Planner:
         if query.descending:
             missing = not missing
         return (missing, value if value is not None else 0, contact.id)
+
+
+def _disjoint(groups: list[Group], prop: str) -> bool:
+    """Whether two or more groups each bound ``prop`` to ranges that do not overlap."""
+    if len(groups) < 2 or any(prop not in g.ranges for g in groups):
+        return False
+    ranges = sorted(
+        (g.ranges[prop] for g in groups), key=lambda r: -math.inf if r[0] is None else r[0]
+    )
+    for (_lo, hi), (next_lo, _hi) in pairwise(ranges):
+        if hi is None or next_lo is None or hi > next_lo:
+            return False
+    return True
 
 
 def _hull(a: KeyRange, b: KeyRange) -> KeyRange:
