@@ -166,7 +166,10 @@ class LifecycleQueries:
             wanted = sorted(i for i in among if i > after_id)
             found: list[int] = []
             for chunk in chunks(wanted, 500):
-                found += self._pending(conn, pipeline, stage, after_id, limit, chunk)
+                # The chunk's id range bounds the scan: without statistics SQLite reads the
+                # (pipeline, stage) index in id order rather than look the ids up, so an open
+                # range would read every lead after the first one asked for.
+                found += self._pending(conn, pipeline, stage, chunk[0] - 1, limit, chunk)
                 if len(found) >= limit:
                     break
             return found[:limit]
@@ -198,7 +201,7 @@ class LifecycleQueries:
                 t.leads.c.pipeline == pipeline,
                 t.leads.c.stage == stage,
                 t.leads.c.id > after_id,
-                t.leads.c.id.in_(ids) if ids is not None else true(),
+                and_(t.leads.c.id <= ids[-1], t.leads.c.id.in_(ids)) if ids else true(),
                 ~open_handoff,
                 ~refused,
             )

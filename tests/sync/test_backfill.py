@@ -168,3 +168,23 @@ def test_the_write_back_builds_the_next_chunk_while_one_is_in_flight(
     for event in events:
         in_flight += {"send": 1, "answered": -1}.get(event, 0)
         assert in_flight <= 1
+
+
+def test_pending_handoffs_among_given_leads_reads_only_their_id_range(tmp_path: Any) -> None:
+    # Without statistics SQLite walks the (pipeline, stage) index in id order; the query bounds
+    # that walk by the ids asked for, so a backfill's lookups do not grow with the store.
+    from sqlalchemy import event
+
+    from crmbridge.store.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'plan.sqlite3'}")
+    seen: list[tuple[str, Any]] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *a: seen.append((a[2], a[3])))
+    with store.engine.connect() as conn:
+        store.pending_handoffs(conn, "default", "mql", 5000, among=[7000, 7001, 7500])
+        statement, parameters = seen[-1]
+        plan = [
+            row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+        ]
+    assert "rowid>? AND rowid<?" in plan[0], plan
+    store.close()
