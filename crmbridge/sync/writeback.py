@@ -54,6 +54,8 @@ class _Built:
 
     writes: list[tuple[LeadRow, LinkRow, LeadWrite]]
     now: datetime
+    last_id: int
+    """The chunk's last lead id: the next chunk starts after it."""
 
 
 def _drain(
@@ -67,55 +69,48 @@ def _drain(
     flight, the next chunk is read and built, so the calls' latency and the engine's own work
     overlap. Each chunk is recorded (its flags cleared) only after its writes answered."""
     system = connector.system_name()
-    state = {"after": 0}
+    after = 0
     in_flight: tuple[_Built, Future[list[WriteResult]]] | None = None
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{side}-writeback")
     try:
         while True:
             cy.check_stop()
-            built = _build_chunk(cy, side, system, build, state)
+            built = _build_chunk(cy, side, system, build, after)
             if in_flight is not None:
-                _record_sent(cy, side, system, *in_flight)
+                sent, answered = in_flight
                 in_flight = None
+                _record_sent(cy, side, system, sent, answered.result())
             if built is None:
                 return
+            after = built.last_id
             if not built.writes:
                 continue
             cy.quota.check(connector)
             writes = [w for _, _, w in built.writes]
             if cy.dry_run:
-                results = _send(cy, system, send, writes)
-                _record_sent(cy, side, system, built, _done(results))
+                _record_sent(cy, side, system, built, _send(cy, system, send, writes))
             else:
                 in_flight = (built, pool.submit(_send, cy, system, send, writes))
     finally:
         if in_flight is not None:
             # Stopped or failed while a chunk was in flight: wait for its answers and record
             # them, so a write that reached the system is not sent again for nothing.
+            sent, answered = in_flight
             try:
-                _record_sent(cy, side, system, *in_flight)
+                _record_sent(cy, side, system, sent, answered.result())
             except Exception as exc:  # noqa: BLE001 - the first failure is the one raised
                 log.warning("%s write-back: the chunk in flight was not recorded: %s", side, exc)
         pool.shutdown(wait=True)
 
 
-def _done(results: list[WriteResult]) -> Future[list[WriteResult]]:
-    future: Future[list[WriteResult]] = Future()
-    future.set_result(results)
-    return future
-
-
-def _build_chunk(
-    cy: Cycle, side: str, system: str, build: Builder, state: dict[str, int]
-) -> _Built | None:
+def _build_chunk(cy: Cycle, side: str, system: str, build: Builder, after: int) -> _Built | None:
     """The next chunk of the side's queue as writes; None when the queue is empty."""
     now = cy.now()
     with cy.tx() as conn:
         # From after the last chunk built: the one in flight stays flagged until it is recorded.
-        ids = cy.store.dirty_leads(conn, cy.pipeline, side, CHUNK, after_id=state["after"])
+        ids = cy.store.dirty_leads(conn, cy.pipeline, side, CHUNK, after_id=after)
         if not ids:
             return None
-        state["after"] = ids[-1]
         rows = cy.store.leads_by_id(conn, ids)
         links = cy.store.links_of(conn, ids)
         handoffs = cy.store.latest_handoffs(conn, ids)
@@ -146,13 +141,12 @@ def _build_chunk(
                 writes.append((row, link, write))
         cy.store.set_dirty(conn, nothing, side, False)
         journal.flush(cy.store, conn)
-    return _Built(writes, now)
+    return _Built(writes, now, ids[-1])
 
 
 def _record_sent(
-    cy: Cycle, side: str, system: str, built: _Built, answered: Future[list[WriteResult]]
+    cy: Cycle, side: str, system: str, built: _Built, results: list[WriteResult]
 ) -> None:
-    results = answered.result()
     with cy.tx() as conn:
         journal = cy.journal()
         _record(cy, conn, side, system, built.writes, results, journal, built.now)
